@@ -1,0 +1,1 @@
+"""Agents and the command line, installed as ``secagg.clients``."""

@@ -1,0 +1,33 @@
+"""Protocol modules, installed as ``secagg.protocols``.
+
+``secagg.protocols.get(name, **config)`` returns a protocol bound to a validated config::
+
+    from secagg import protocols
+    proto = protocols.get("plain", num_clients=10)
+
+Available now: ``plain``. ``secagg``, ``secaggplus``, ``ckks`` and ``paillier`` register here
+as they are built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secagg.protocol import Protocol, Registry
+from secagg.protocols.plain import Plain
+
+registry = Registry()
+registry.register(Plain)
+
+
+def get(name: str, **config: Any) -> Protocol[Any]:
+    """The protocol ``name`` with ``config`` validated (unknown names/keys: ConfigError)."""
+    return registry.get(name, **config)
+
+
+def names() -> list[str]:
+    """Registered protocol names."""
+    return registry.names()
+
+
+__all__ = ["Protocol", "get", "names", "registry"]

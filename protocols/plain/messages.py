@@ -1,0 +1,29 @@
+"""Phases and messages of ``plain``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import numpy.typing as npt
+
+from secagg import wire
+from secagg.wire import Message
+
+NAME = "plain"
+VERSION = 1
+
+
+class Phase(enum.Enum):
+    """Client phases of ``plain``: one, in which the client sends its encoded update."""
+
+    INPUT = "input"
+
+
+@wire.message(NAME, VERSION, tag=1)
+@dataclass(frozen=True, slots=True, eq=False)
+class Input(Message):
+    """Client -> server: the quantized update y_u in Z_{2^b}^d, unmasked."""
+
+    vector: npt.NDArray[Any]

@@ -1,0 +1,51 @@
+"""The ``plain`` protocol object and its config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from secagg.errors import ConfigError
+from secagg.protocol import CommonConfig, Protocol, Session
+from secagg.protocols.plain.machines import PlainClient, PlainServer
+from secagg.protocols.plain.messages import NAME, VERSION, Phase
+from secagg.randomness import RandomSource
+
+
+@dataclass(frozen=True, slots=True)
+class PlainConfig(CommonConfig):
+    """:class:`~secagg.protocol.CommonConfig` plus the fewest inputs a round needs.
+
+    Parameters
+    ----------
+    min_survivors:
+        The round aborts when fewer inputs arrive (1 <= min_survivors <= num_clients).
+    """
+
+    min_survivors: int = 1
+
+    def __post_init__(self) -> None:
+        CommonConfig.__post_init__(self)
+        m = self.min_survivors
+        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= self.num_clients:
+            raise ConfigError(
+                f"min_survivors must be an int in [1, num_clients={self.num_clients}], got {m!r}",
+                parameter="min_survivors",
+            )
+
+
+class Plain(Protocol[PlainConfig]):
+    """Insecure sum through the common interface (the overhead baseline)."""
+
+    name: ClassVar[str] = NAME
+    version: ClassVar[int] = VERSION
+    Phase = Phase
+    Config = PlainConfig
+
+    def client(
+        self, identity: int, session: Session, rng: RandomSource | int | None = None
+    ) -> PlainClient:
+        return PlainClient(identity, session, self.quantizer, self._rng(rng))
+
+    def server(self, session: Session, rng: RandomSource | int | None = None) -> PlainServer:
+        return PlainServer(session, self.quantizer, self.config.min_survivors)

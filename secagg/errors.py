@@ -1,0 +1,170 @@
+"""Every error secagg raises on purpose derives from :class:`SecAggError`.
+
+The tree (modelled on pynacl's ``nacl.exceptions``)::
+
+    SecAggError
+    ├── ConfigError                 a parameter is invalid; the message names it and the fix
+    ├── ProtocolError               a protocol rule was broken
+    │   ├── LocalProtocolError      ... by the local caller (misuse of a machine)
+    │   │   ├── InvalidInputError   the local input cannot be encoded (NaN, wrong shape, ...)
+    │   │   └── SecretPicklingError a secret-holding object was asked to serialise itself
+    │   └── RemoteProtocolError     ... by a peer (malformed, out-of-phase, replayed message)
+    │       ├── WireError           bytes that do not decode to a valid message
+    │       ├── OutOfPhaseError     a message type the machine does not accept in its phase
+    │       ├── WrongSessionError   another session id or round (a replay)
+    │       ├── UnknownSenderError  a sender that is not (or no longer) a participant
+    │       ├── DuplicateMessageError a second message from one sender in one phase
+    │       ├── WrongRingError      a vector in another ring (dtype) than the session's
+    │       ├── WrongLengthError    a vector of another length than the session's
+    │       └── AuthenticationError AEAD tag, signature or key agreement check failed
+    ├── AbortError                  the round cannot finish correctly (e.g. too few survivors)
+    └── CryptoError                 a primitive was used outside its domain
+        └── ShamirError
+            ├── NotEnoughSharesError
+            └── InconsistentSharesError
+
+A caller who wants "anything secagg rejected" catches :class:`SecAggError`; a driver that must
+tell a misbehaving peer from its own bug catches :class:`RemoteProtocolError` and
+:class:`LocalProtocolError` separately. Errors from deep inside numpy/torch/cryptography are
+translated at the boundary where we know what the input meant.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AbortError",
+    "AuthenticationError",
+    "ConfigError",
+    "CryptoError",
+    "DuplicateMessageError",
+    "InconsistentSharesError",
+    "InvalidInputError",
+    "LocalProtocolError",
+    "NotEnoughSharesError",
+    "OutOfPhaseError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SecAggError",
+    "SecretPicklingError",
+    "ShamirError",
+    "UnknownSenderError",
+    "WireError",
+    "WrongLengthError",
+    "WrongSessionError",
+    "WrongRingError",
+]
+
+
+class SecAggError(Exception):
+    """Root of every error secagg raises deliberately."""
+
+
+class ConfigError(SecAggError, ValueError):
+    """A configuration value is invalid. The message says which value and what would work.
+
+    Attributes
+    ----------
+    parameter:
+        The name of the offending parameter (``"clip"``, ``"quant_bits"``, ...), when one is
+        to blame.
+    """
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class ProtocolError(SecAggError):
+    """A rule of the protocol was broken."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The local caller misused a machine (wrong phase, missing input, ...).
+
+    The machine's state is unchanged; this is a bug in the driver, not an attack.
+    """
+
+
+class InvalidInputError(LocalProtocolError):
+    """The local input vector cannot be encoded (NaN/inf, wrong dtype, wrong shape, ...)."""
+
+
+class SecretPicklingError(LocalProtocolError, TypeError):
+    """A secret-holding object refuses to be pickled or copied out of the process."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent something the protocol forbids. The machine's state is unchanged.
+
+    Attributes
+    ----------
+    sender:
+        The claimed sender of the offending message, when known.
+    """
+
+    def __init__(self, message: str, *, sender: int | None = None) -> None:
+        super().__init__(message)
+        self.sender = sender
+
+
+class WireError(RemoteProtocolError):
+    """Bytes that are not the canonical encoding of a known message."""
+
+
+class OutOfPhaseError(RemoteProtocolError):
+    """A message of a type the machine does not accept in its current phase."""
+
+
+class WrongSessionError(RemoteProtocolError):
+    """A message bound to another session id or round: a replay or a misrouted message."""
+
+
+class UnknownSenderError(RemoteProtocolError):
+    """A message from an id that is not a participant of this phase (or claims the server)."""
+
+
+class DuplicateMessageError(RemoteProtocolError):
+    """A second message from the same sender in the same phase; the first one stands."""
+
+
+class WrongRingError(RemoteProtocolError):
+    """A vector is not in the session's ring Z_{2^b} (wrong dtype or bit width)."""
+
+
+class WrongLengthError(RemoteProtocolError):
+    """A vector does not have the session's length d."""
+
+
+class AuthenticationError(RemoteProtocolError):
+    """An authenticity check failed: AEAD tag, signature, or a low-order public key."""
+
+
+class AbortError(SecAggError):
+    """The round cannot complete correctly, so it ends without a result.
+
+    Attributes
+    ----------
+    reason:
+        A short machine-readable reason, e.g. ``"too-few-survivors"``.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"round aborted ({reason}): {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class CryptoError(SecAggError):
+    """A primitive was called outside its domain (wrong key size, out-of-field value, ...)."""
+
+
+class ShamirError(CryptoError):
+    """Secret sharing failed."""
+
+
+class NotEnoughSharesError(ShamirError):
+    """Fewer shares than the threshold were given; the secret is information-theoretically hidden."""
+
+
+class InconsistentSharesError(ShamirError):
+    """More than ``t`` shares were given and they do not lie on one polynomial of degree t-1."""

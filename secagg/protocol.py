@@ -1,0 +1,365 @@
+"""The sans-IO protocol interface: sessions, machines, transition tables, the registry.
+
+Model: h11 (``h11/_state.py``): a machine's state changes in exactly one place,
+:meth:`_Machine._transition`, driven by one transition table per machine class; every
+method validates first and mutates last, so a rejected message leaves the machine unchanged.
+
+Roles and flow (one round)::
+
+    client.set_input(update)                   # local: quantize (and later mask) the update
+    msg = client.start()                       # first client -> server message
+    server.receive(msg)                        # per client; raises RemoteProtocolError on bad input
+    replies = server.on_deadline(phase)        # driver closes the phase: {client_id: message}
+    msg = client.receive(replies[client_id])   # next client -> server message, or None
+    ...
+    server.result                              # AggregateResult once the server has FINISHED
+
+Machines never do I/O and never read a clock: the driver moves the bytes (``secagg.wire``)
+and decides when a phase's deadline has passed. Randomness comes from the injected
+:class:`~secagg.randomness.RandomSource`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg.errors import (
+    ConfigError,
+    DuplicateMessageError,
+    LocalProtocolError,
+    OutOfPhaseError,
+    UnknownSenderError,
+    WrongSessionError,
+)
+from secagg.quantize import QuantizationConfig, Quantizer, check_quantization
+from secagg.randomness import RandomSource, as_random_source
+from secagg.wire import Message
+
+__all__ = [
+    "CLIENT_ID_LIMIT",
+    "SERVER",
+    "AggregateResult",
+    "ClientMachine",
+    "CommonConfig",
+    "Event",
+    "Protocol",
+    "Registry",
+    "ServerMachine",
+    "Session",
+    "Terminal",
+]
+
+SERVER = (1 << 32) - 1
+"""The ``sender`` of messages from the server."""
+CLIENT_ID_LIMIT = 1 << 31
+"""Client ids are integers in [0, CLIENT_ID_LIMIT); id + 1 is a valid Shamir point."""
+
+
+class Terminal(enum.Enum):
+    """States after the last phase."""
+
+    FINISHED = "finished"
+    ABORTED = "aborted"
+
+
+class Event(enum.Enum):
+    """Local events in transition tables (messages are the other events)."""
+
+    START = "start"
+    DEADLINE = "deadline"
+    ABORT = "abort"
+
+
+State = TypeVar("State", bound=enum.Enum)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What both sides of a round agree on before it starts.
+
+    Parameters
+    ----------
+    id:
+        Session id, 16..64 bytes, unique per task (on chain: derived from the task id).
+        Every key, mask and message is bound to it.
+    dim:
+        d, the length of the flat update vector.
+    round:
+        The training round, 0 <= round < 2^64.
+    """
+
+    id: bytes
+    dim: int
+    round: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, bytes) or not 16 <= len(self.id) <= 64:
+            raise ConfigError("session id must be 16..64 bytes", parameter="session")
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or not 1 <= self.dim < 2**32:
+            raise ConfigError(f"dim must be an int in [1, 2^32), got {self.dim!r}", parameter="dim")
+        if isinstance(self.round, bool) or not isinstance(self.round, int):
+            raise ConfigError(f"round must be an int, got {self.round!r}", parameter="round")
+        if not 0 <= self.round < 2**64:
+            raise ConfigError(f"round must be in [0, 2^64), got {self.round}", parameter="round")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AggregateResult:
+    """What the server learns: the ring sum of the survivors' encodings, and who they are."""
+
+    ring_sum: npt.NDArray[Any]
+    survivors: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommonConfig:
+    """Parameters every protocol shares (quantization into Z_{2^b}).
+
+    Parameters
+    ----------
+    num_clients:
+        n, the number of clients in a round (the most encodings ever summed).
+    clip:
+        c > 0: update entries are clipped to [-c, c] after weighting.
+    quant_bits:
+        q: per-entry fixed-point precision (2^(q-1) - 1 levels on each side of zero).
+    ring_bits:
+        b in {32, 64}. The sum must fit: n * 2^q <= 2^b.
+    """
+
+    num_clients: int
+    clip: float = 8.0
+    quant_bits: int = 20
+    ring_bits: int = 32
+
+    def __post_init__(self) -> None:
+        check_quantization(self.clip, self.quant_bits, self.ring_bits, self.num_clients)
+
+    @property
+    def quantization(self) -> QuantizationConfig:
+        return QuantizationConfig(self.clip, self.quant_bits, self.ring_bits, self.num_clients)
+
+
+C = TypeVar("C", bound=CommonConfig)
+
+
+class _Machine(Generic[State]):
+    """State holder with one mutator driven by the class's transition table."""
+
+    TRANSITIONS: ClassVar[Mapping[tuple[Any, Any], Any]]
+
+    def __init__(self, initial: State) -> None:
+        self._state: State | Terminal = initial
+
+    @property
+    def state(self) -> State | Terminal:
+        """The current phase, or a :class:`Terminal` state."""
+        return self._state
+
+    @property
+    def done(self) -> bool:
+        return isinstance(self._state, Terminal)
+
+    def _next_state(self, event: Any) -> State | Terminal:
+        try:
+            nxt: State | Terminal = self.TRANSITIONS[(self._state, event)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{type(self).__name__}: no transition from {self._state} on {event}"
+            ) from None
+        return nxt
+
+    def _transition(self, event: Any) -> None:
+        """The only place ``_state`` changes."""
+        self._state = self._next_state(event)
+
+
+class ClientMachine(_Machine[State], ABC):
+    """A protocol's client. Subclasses define ``TRANSITIONS`` and the phase handlers."""
+
+    def __init__(self, initial: State, identity: int, session: Session) -> None:
+        super().__init__(initial)
+        if isinstance(identity, bool) or not isinstance(identity, int):
+            raise ConfigError(f"client id must be an int, got {identity!r}", parameter="identity")
+        if not 0 <= identity < CLIENT_ID_LIMIT:
+            raise ConfigError(
+                f"client id must be in [0, 2^31), got {identity}", parameter="identity"
+            )
+        self.identity = identity
+        self.session = session
+
+    @abstractmethod
+    def set_input(self, vector: Any, *, weight: float = 1.0) -> None:
+        """Provide this round's flat update (numpy or torch on any device) and its weight."""
+
+    @abstractmethod
+    def start(self) -> Message:
+        """Produce the first client -> server message."""
+
+    @abstractmethod
+    def receive(self, message: Message) -> Message | None:
+        """Process a server message; return the next message for the server, or None."""
+
+    def __reduce__(self) -> Any:
+        from secagg.errors import SecretPicklingError
+
+        raise SecretPicklingError(f"{type(self).__name__} holds client secrets; not pickled")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.identity} state={self.state}>"
+
+
+class ServerMachine(_Machine[State], ABC):
+    """A protocol's server. Collects one message type per phase; the driver closes phases."""
+
+    ACCEPTS: ClassVar[Mapping[Any, type[Message]]]
+    """Which client message type each phase collects."""
+
+    def __init__(self, initial: State, session: Session) -> None:
+        super().__init__(initial)
+        self.session = session
+        self._result: AggregateResult | None = None
+
+    @abstractmethod
+    def receive(self, message: Message) -> None:
+        """Accept one client message of the current phase, or raise RemoteProtocolError."""
+
+    @abstractmethod
+    def on_deadline(self, phase: Any) -> dict[int, Message]:
+        """Close ``phase``: returns the messages for the clients that go on.
+
+        Raises AbortError (and moves to ABORTED) when the round cannot complete correctly.
+        """
+
+    @property
+    def result(self) -> AggregateResult:
+        if self._result is None:
+            raise LocalProtocolError(f"no result: the server is in state {self.state}")
+        return self._result
+
+    def _check_open_phase(self, phase: Any) -> None:
+        if phase != self.state:
+            raise LocalProtocolError(f"cannot close {phase}: the server is in {self.state}")
+
+    def _check_incoming(self, message: Message, seen: Mapping[int, Any]) -> None:
+        """Checks every server runs first: phase, session, round, sender, duplicate."""
+        sender = getattr(message, "sender", None)
+        expected = self.ACCEPTS.get(self.state)
+        if expected is None or type(message) is not expected:
+            raise OutOfPhaseError(
+                f"{type(message).__name__} is not accepted in {self.state}", sender=sender
+            )
+        if message.session != self.session.id:
+            raise WrongSessionError("message is bound to another session", sender=sender)
+        if message.round != self.session.round:
+            raise WrongSessionError(
+                f"message is for round {message.round}, this is round {self.session.round}",
+                sender=sender,
+            )
+        if not 0 <= message.sender < CLIENT_ID_LIMIT:
+            raise UnknownSenderError(f"{message.sender} is not a client id", sender=sender)
+        if message.sender in seen:
+            raise DuplicateMessageError(
+                f"client {message.sender} already sent its {self.state} message", sender=sender
+            )
+
+
+class Protocol(ABC, Generic[C]):
+    """A protocol bound to a validated config: factories for its machines, and decoding.
+
+    Subclasses set ``name``, ``version``, ``Phase`` (the client phases in order) and
+    ``Config`` and implement :meth:`client` and :meth:`server`.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    Phase: ClassVar[type[enum.Enum]]
+    Config: ClassVar[type[CommonConfig]]
+
+    def __init__(self, config: C) -> None:
+        if not isinstance(config, self.Config):
+            raise ConfigError(f"{self.name} needs a {self.Config.__name__}, got {config!r}")
+        self.config: C = config
+        self.quantizer = Quantizer(config.quantization)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Protocol[Any]:
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ConfigError(
+                f"{cls.name} has no parameter {', '.join(unknown)}; it takes {sorted(names)}",
+                parameter=unknown[0],
+            )
+        if "num_clients" not in kwargs:
+            raise ConfigError(f"{cls.name} needs num_clients", parameter="num_clients")
+        return cls(cls.Config(**kwargs))
+
+    @property
+    def phases(self) -> tuple[Any, ...]:
+        """The client phases in order (members of ``Phase``)."""
+        return tuple(self.Phase)
+
+    @property
+    def num_clients(self) -> int:
+        return self.config.num_clients
+
+    @abstractmethod
+    def client(
+        self, identity: int, session: Session, rng: RandomSource | int | None = None
+    ) -> ClientMachine[Any]:
+        """A client machine for ``identity`` in ``session``."""
+
+    @abstractmethod
+    def server(self, session: Session, rng: RandomSource | int | None = None) -> ServerMachine[Any]:
+        """The server machine for ``session``."""
+
+    def decode_sum(self, ring_sum: Any) -> Any:
+        """The float64 sum of the survivors' (weighted, clipped) updates."""
+        return self.quantizer.dequantize(ring_sum)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.config}>"
+
+    @staticmethod
+    def _rng(rng: RandomSource | int | None) -> RandomSource:
+        return as_random_source(rng)
+
+
+class Registry:
+    """Name -> protocol class. ``get(name, **config)`` validates and binds the config."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[Protocol[Any]]] = {}
+
+    def register(self, cls: type[Protocol[Any]]) -> type[Protocol[Any]]:
+        if cls.name in self._classes and self._classes[cls.name] is not cls:
+            raise ConfigError(f"protocol {cls.name!r} is already registered")
+        self._classes[cls.name] = cls
+        return cls
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def get(self, name: str, **config: Any) -> Protocol[Any]:
+        try:
+            cls = self._classes[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown protocol {name!r}; available: {', '.join(self.names())}",
+                parameter="name",
+            ) from None
+        return cls.from_kwargs(**config)
+
+
+def ring_copy(vec: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A private, writable copy of a received vector (the decoder's buffer is not ours)."""
+    return np.array(vec, copy=True)

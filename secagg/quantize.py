@@ -1,0 +1,185 @@
+"""Fixed-point encoding of real updates into Z_{2^b}, and back for a sum.
+
+Encoding (per entry, client weight w in [0, 1], clip c > 0, q quantization bits)::
+
+    L      = 2^(q-1) - 1                       # levels on each side of zero
+    scale  = L / c
+    v      = w * clip(x, -c, c) * scale        # in [-L, L]
+    e      = floor(v + u),  u ~ U[0, 1)        # stochastic rounding: E[e] = v, |e| <= L
+    ring   = e mod 2^b                         # two's complement embedding
+
+A sum of n encodings has |sum e| <= n L < 2^(b-1) whenever n * 2^q <= 2^b (checked by
+:class:`QuantizationConfig`), so the centred representative of the ring sum is the exact
+integer sum and ``dequantize`` is ``signed(ring_sum) / scale``. Per entry, the error of the
+decoded sum against sum_i w_i clip(x_i) is below n / scale = n c / L (each rounding moves an
+entry by < 1 level); its expectation is 0.
+
+The dither u comes from the ChaCha20 keystream under a fresh key drawn from the injected
+RandomSource (read as 53-bit uniforms), so CPU and CUDA tensors quantize bit-identically for
+the same key, and nothing touches a global RNG. (Flower's SecAgg+ uses an offset encoding in
+[0, 2^q) and accepts ``clipping_range <= 0``; we use the centred one and reject it.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from secagg.errors import ConfigError, InvalidInputError
+from secagg.primitives.prg import keystream
+from secagg.primitives.prg_torch import keystream_torch
+from secagg.randomness import RandomSource
+from secagg.ring import Ring, RingVector, is_torch
+
+__all__ = ["MAX_QUANT_BITS", "QuantizationConfig", "Quantizer"]
+
+MAX_QUANT_BITS = 53
+"""Levels must be exact in float64 (53-bit significand)."""
+
+_UNIFORM = 2.0**-53
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizationConfig:
+    """Validated quantization parameters.
+
+    Parameters
+    ----------
+    clip:
+        c > 0: every entry of every (weighted) update is clipped to [-c, c].
+    quant_bits:
+        q: entries are encoded as integers in [-(2^(q-1)-1), 2^(q-1)-1].
+    ring_bits:
+        b in {32, 64}: the ring Z_{2^b} sums live in.
+    num_clients:
+        n: the most encodings that will ever be summed.
+    """
+
+    clip: float
+    quant_bits: int
+    ring_bits: int
+    num_clients: int
+
+    def __post_init__(self) -> None:
+        check_quantization(self.clip, self.quant_bits, self.ring_bits, self.num_clients)
+
+    @property
+    def levels(self) -> int:
+        """L = 2^(q-1) - 1."""
+        return (1 << (self.quant_bits - 1)) - 1
+
+    @property
+    def scale(self) -> float:
+        """L / c: integer units per unit of input."""
+        return self.levels / self.clip
+
+    @property
+    def ring(self) -> Ring:
+        return Ring(self.ring_bits)  # type: ignore[arg-type]
+
+    def sum_error_bound(self, n: int) -> float:
+        """Worst-case per-entry error of a decoded sum of ``n`` encodings: n c / L."""
+        return n / self.scale
+
+
+def check_quantization(clip: float, quant_bits: int, ring_bits: int, num_clients: int) -> None:
+    """Raise :class:`ConfigError` naming the first bad parameter and what would work."""
+    if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
+        raise ConfigError(
+            f"num_clients must be an int >= 1, got {num_clients!r}", parameter="num_clients"
+        )
+    if ring_bits not in (32, 64) or isinstance(ring_bits, bool):
+        raise ConfigError(f"ring_bits must be 32 or 64, got {ring_bits!r}", parameter="ring_bits")
+    if isinstance(clip, bool) or not isinstance(clip, int | float) or not math.isfinite(clip):
+        raise ConfigError(f"clip must be a finite number, got {clip!r}", parameter="clip")
+    if clip <= 0:
+        raise ConfigError(
+            f"clip must be > 0 (entries are clipped to [-clip, clip]), got {clip!r}",
+            parameter="clip",
+        )
+    if isinstance(quant_bits, bool) or not isinstance(quant_bits, int):
+        raise ConfigError(f"quant_bits must be an int, got {quant_bits!r}", parameter="quant_bits")
+    if not 2 <= quant_bits <= MAX_QUANT_BITS:
+        raise ConfigError(
+            f"quant_bits must be in [2, {MAX_QUANT_BITS}], got {quant_bits}",
+            parameter="quant_bits",
+        )
+    if num_clients * (1 << quant_bits) > (1 << ring_bits):
+        max_q = ring_bits - math.ceil(math.log2(num_clients))
+        max_n = 1 << (ring_bits - quant_bits)
+        fixes = [f"quant_bits <= {max_q}" if max_q >= 2 else None, f"num_clients <= {max_n}"]
+        if ring_bits == 32:
+            fixes.append("ring_bits=64")
+        raise ConfigError(
+            f"the sum of {num_clients} clients x 2^{quant_bits} levels does not fit in "
+            f"Z_2^{ring_bits} (need num_clients * 2^quant_bits <= 2^ring_bits); use "
+            + " or ".join(f for f in fixes if f),
+            parameter="quant_bits",
+        )
+
+
+class Quantizer:
+    """Encode one client's update into the ring and decode a sum of encodings."""
+
+    def __init__(self, config: QuantizationConfig) -> None:
+        self.config = config
+        self.ring = config.ring
+
+    def quantize(self, x: Any, rng: RandomSource, *, weight: float = 1.0) -> RingVector:
+        """Encode a flat float vector (numpy, or torch on any device) as a ring vector.
+
+        Parameters
+        ----------
+        x:
+            1-D float array or tensor. Must be finite.
+        rng:
+            Source of the 32-byte dither key.
+        weight:
+            w in [0, 1], applied before clipping and rounding (weighted sums).
+
+        Returns
+        -------
+        RingVector
+            numpy uint32/uint64 for numpy input; int32/int64 on ``x.device`` for torch input.
+        """
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise InvalidInputError(f"weight must be a number in [0, 1], got {weight!r}")
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidInputError(f"weight must be in [0, 1], got {weight!r}")
+        cfg = self.config
+        key = rng.random_bytes(32)
+        if is_torch(x):
+            import torch
+
+            if x.ndim != 1 or x.is_complex() or x.dtype == torch.bool:
+                raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
+            v = x.detach().to(torch.float64)
+            if not bool(torch.isfinite(v).all()):
+                raise InvalidInputError("input contains NaN or infinity")
+            bits = keystream_torch(key, v.numel(), 64, device=v.device)
+            u = ((bits >> 11) & ((1 << 53) - 1)).to(torch.float64) * _UNIFORM
+            e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
+            return self.ring.from_signed(e.to(torch.int64))
+        arr = np.asarray(x)
+        if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+            raise InvalidInputError(
+                f"expected a 1-D real array, got shape {arr.shape} and dtype {arr.dtype}"
+            )
+        v = arr.astype(np.float64, copy=False)
+        if not np.isfinite(v).all():
+            raise InvalidInputError("input contains NaN or infinity")
+        u = (keystream(key, v.size, 64) >> np.uint64(11)).astype(np.float64) * _UNIFORM
+        e = np.floor(np.clip(v, -cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
+        return self.ring.from_signed(e.astype(np.int64))
+
+    def dequantize(self, ring_sum: RingVector) -> Any:
+        """Decode a ring sum of at most ``num_clients`` encodings to float64 (same device)."""
+        signed = self.ring.to_signed(ring_sum)
+        if is_torch(signed):
+            import torch
+
+            return signed.to(torch.float64) / self.config.scale
+        return signed.astype(np.float64) / self.config.scale

@@ -1,0 +1,245 @@
+"""In-process driver: run any protocol with dropouts injected at any phase.
+
+Every message really crosses the wire format (``wire.encode`` on the sender's side,
+``wire.decode`` on the receiver's), so the byte counts are the ones a network would carry and
+the decoders are exercised on every run. A client whose message the server rejects (a
+:class:`~secagg.errors.RemoteProtocolError`) is excluded and reported; the others go on.
+
+This module is a driver: it may read the clock (injected, ``time.perf_counter`` by default).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from secagg import wire
+from secagg.errors import ConfigError, InvalidInputError, RemoteProtocolError
+from secagg.protocol import CLIENT_ID_LIMIT, ClientMachine, Protocol, Session
+from secagg.randomness import RandomSource, as_random_source
+from secagg.tensors import TensorSpec, flatten, unflatten
+from secagg.wire import Message
+
+__all__ = ["PhaseStats", "SimulationResult", "simulate"]
+
+INPUT_ENCODING = "input-encoding"
+"""Stats key of the clients' local ``set_input`` work (quantization, masking prep)."""
+
+
+@dataclass
+class PhaseStats:
+    """Totals over every member of one role in one phase."""
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """Outcome of :func:`simulate`.
+
+    Attributes
+    ----------
+    sum:
+        Dequantized sum over ``survivors`` of the (weighted, clipped) inputs, in the inputs'
+        structure, type and device.
+    survivors:
+        Ids whose input is in the sum.
+    dropped:
+        Id -> phase name (the ``Phase.value``) where an injected dropout made it vanish.
+    rejected:
+        Id -> the error the server raised for its message (it is excluded, the round goes on).
+    stats:
+        ``stats[role][phase]`` for role in {"client", "server"}: bytes and messages sent and
+        received, seconds of compute (totals over the role's members).
+    ring_sum:
+        The raw sum in Z_{2^b} (numpy).
+    session:
+        The session the round ran in.
+    """
+
+    sum: Any
+    survivors: frozenset[int]
+    dropped: dict[int, str]
+    rejected: dict[int, RemoteProtocolError]
+    stats: dict[str, dict[str, PhaseStats]]
+    ring_sum: Any
+    session: Session = field(repr=False)
+
+    def bytes_per_client(self) -> float:
+        """Mean bytes sent per client over all phases."""
+        total = sum(s.bytes_sent for s in self.stats["client"].values())
+        senders = max(
+            (s.messages_sent for s in self.stats["client"].values()), default=0
+        )
+        return total / senders if senders else 0.0
+
+
+def _check_inputs(
+    proto: Protocol[Any], inputs: Mapping[int, Any]
+) -> tuple[dict[int, Any], TensorSpec]:
+    if not isinstance(inputs, Mapping) or not inputs:
+        raise ConfigError("inputs must be a non-empty {client_id: update} mapping", parameter="inputs")
+    if len(inputs) > proto.num_clients:
+        raise ConfigError(
+            f"{len(inputs)} inputs but the protocol is configured for num_clients="
+            f"{proto.num_clients}",
+            parameter="inputs",
+        )
+    flats: dict[int, Any] = {}
+    spec: TensorSpec | None = None
+    for cid, update in inputs.items():
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < CLIENT_ID_LIMIT:
+            raise ConfigError(f"client ids must be ints in [0, 2^31), got {cid!r}", parameter="inputs")
+        flat, s = flatten(update)
+        if spec is None:
+            spec = s
+        elif (s.kind, s.shapes, str(s.device)) != (spec.kind, spec.shapes, str(spec.device)):
+            raise InvalidInputError(
+                f"client {cid}'s update has structure {s.kind} {s.shapes} on {s.device}; "
+                f"the first one has {spec.kind} {spec.shapes} on {spec.device}"
+            )
+        flats[cid] = flat
+    assert spec is not None
+    return flats, spec
+
+
+def simulate(
+    proto: Protocol[Any],
+    inputs: Mapping[int, Any],
+    *,
+    dropouts: Mapping[int, Any] | None = None,
+    weights: Mapping[int, float] | None = None,
+    seed: RandomSource | int | None = None,
+    round: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> SimulationResult:
+    """Run one round of ``proto`` in-process.
+
+    Parameters
+    ----------
+    proto:
+        From ``secagg.protocols.get(name, ...)``.
+    inputs:
+        ``{client_id: update}``; an update is a numpy array, a torch tensor (any device) or a
+        list of them (model layers). All updates share one structure.
+    dropouts:
+        ``{client_id: phase}``: the client vanishes at that phase (sends nothing in it or
+        after). ``phase`` is a member of ``proto.Phase`` (``proto.phases[k]``).
+    weights:
+        ``{client_id: w}`` with w in [0, 1]; the result is sum_u w_u clip(x_u). Default 1.
+    seed:
+        An int for a reproducible run, a RandomSource, or None for OS entropy.
+    round:
+        The round number bound into every key and message.
+    clock:
+        Time source for the stats.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    AbortError
+        The protocol cannot produce a correct sum (e.g. too few survivors).
+    ConfigError, InvalidInputError
+        Bad arguments.
+    """
+    flats, spec = _check_inputs(proto, inputs)
+    dropouts = dict(dropouts or {})
+    weights = dict(weights or {})
+    phases = proto.phases
+    for cid, phase in dropouts.items():
+        if cid not in flats:
+            raise ConfigError(f"dropout for unknown client {cid}", parameter="dropouts")
+        if phase not in phases:
+            raise ConfigError(
+                f"dropout phase {phase!r} is not one of {[p.name for p in phases]}",
+                parameter="dropouts",
+            )
+    for cid in weights:
+        if cid not in flats:
+            raise ConfigError(f"weight for unknown client {cid}", parameter="weights")
+    drop_at = {cid: phases.index(p) for cid, p in dropouts.items()}
+
+    def alive(cid: int, phase_index: int) -> bool:
+        return phase_index < drop_at.get(cid, len(phases) + 1)
+
+    rng = as_random_source(seed)
+    session = Session(rng.fork("session").random_bytes(32), spec.size, round)
+    stats: dict[str, dict[str, PhaseStats]] = {
+        "client": {INPUT_ENCODING: PhaseStats(), **{p.value: PhaseStats() for p in phases}},
+        "server": {p.value: PhaseStats() for p in phases},
+    }
+    server = proto.server(session, rng.fork("server"))
+    clients: dict[int, ClientMachine[Any]] = {}
+    for cid in sorted(flats):
+        clients[cid] = proto.client(cid, session, rng.fork(f"client/{cid}"))
+        t0 = clock()
+        clients[cid].set_input(flats[cid], weight=weights.get(cid, 1.0))
+        stats["client"][INPUT_ENCODING].seconds += clock() - t0
+
+    rejected: dict[int, RemoteProtocolError] = {}
+    outgoing: dict[int, Message] = {}
+    for cid, client in clients.items():
+        if alive(cid, 0):
+            t0 = clock()
+            outgoing[cid] = client.start()
+            stats["client"][phases[0].value].seconds += clock() - t0
+
+    for k, phase in enumerate(phases):
+        c_stats, s_stats = stats["client"][phase.value], stats["server"][phase.value]
+        for cid, msg in outgoing.items():
+            data = wire.encode(msg)
+            c_stats.messages_sent += 1
+            c_stats.bytes_sent += len(data)
+            s_stats.messages_received += 1
+            s_stats.bytes_received += len(data)
+            t0 = clock()
+            try:
+                server.receive(wire.decode(data, protocol=proto.name))
+            except RemoteProtocolError as exc:
+                rejected[cid] = exc
+            finally:
+                s_stats.seconds += clock() - t0
+        t0 = clock()
+        try:
+            replies = server.on_deadline(phase)
+        finally:
+            s_stats.seconds += clock() - t0
+        outgoing = {}
+        nxt = phases[k + 1].value if k + 1 < len(phases) else None
+        for cid, reply in replies.items():
+            data = wire.encode(reply)
+            s_stats.messages_sent += 1
+            s_stats.bytes_sent += len(data)
+            if cid in rejected or cid not in clients or not alive(cid, k + 1):
+                continue
+            c_next = stats["client"][nxt] if nxt is not None else c_stats
+            c_next.messages_received += 1
+            c_next.bytes_received += len(data)
+            t0 = clock()
+            out = clients[cid].receive(wire.decode(data, protocol=proto.name))
+            c_next.seconds += clock() - t0
+            if out is not None:
+                outgoing[cid] = out
+
+    result = server.result
+    first = next(iter(flats.values()))
+    ring_sum = proto.quantizer.ring.like(result.ring_sum, first)
+    total = unflatten(proto.decode_sum(ring_sum), spec)
+    return SimulationResult(
+        sum=total,
+        survivors=result.survivors,
+        dropped={cid: phases[i].value for cid, i in drop_at.items()},
+        rejected=rejected,
+        stats=stats,
+        ring_sum=result.ring_sum,
+        session=session,
+    )
