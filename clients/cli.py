@@ -64,21 +64,21 @@ def _demo(args: argparse.Namespace) -> int:
     err = float(np.max(np.abs(result.sum - exact)))
     bound = proto.config.quantization.sum_error_bound(len(result.survivors))
 
-    table = Table(title=f"one round of '{args.protocol}' (in-process)")
-    for col in ("clients", "survivors", "d", "max |sum - exact|", "error bound",
-                "bytes/client", "client s", "server s"):
-        table.add_column(col, justify="right")
     stats = result.stats
-    table.add_row(
-        str(args.clients),
-        str(len(result.survivors)),
-        str(len(exact)),
-        f"{err:.2e}",
-        f"{bound:.2e}",
-        f"{result.bytes_per_client():.0f}",
-        f"{sum(s.seconds for s in stats['client'].values()):.4f}",
-        f"{sum(s.seconds for s in stats['server'].values()):.4f}",
-    )
+    table = Table(title=f"one round of '{args.protocol}' (in-process)")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for name, value in [
+        ("clients", str(args.clients)),
+        ("survivors", str(len(result.survivors))),
+        ("d (entries per update)", str(len(exact))),
+        ("max |decoded sum - exact sum|", f"{err:.2e}"),
+        ("quantization error bound", f"{bound:.2e}"),
+        ("bytes sent per client", f"{result.bytes_per_client():.0f}"),
+        ("client seconds (all clients)", f"{sum(s.seconds for s in stats['client'].values()):.4f}"),
+        ("server seconds", f"{sum(s.seconds for s in stats['server'].values()):.4f}"),
+    ]:
+        table.add_row(name, value)
     console.print(table)
     if result.dropped:
         console.print(f"dropped: {result.dropped}")
