@@ -40,7 +40,8 @@ def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from secagg import AbortError, protocols, simulate
+    import secagg.protocols as protocols
+    from secagg import AbortError, simulate
 
     console = Console()
     console.print(
@@ -98,7 +99,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from secagg import protocols
+    import secagg.protocols as protocols
 
     parser = argparse.ArgumentParser(prog="secagg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

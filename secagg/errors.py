@@ -50,8 +50,8 @@ __all__ = [
     "UnknownSenderError",
     "WireError",
     "WrongLengthError",
-    "WrongSessionError",
     "WrongRingError",
+    "WrongSessionError",
 ]
 
 
@@ -163,7 +163,7 @@ class ShamirError(CryptoError):
 
 
 class NotEnoughSharesError(ShamirError):
-    """Fewer shares than the threshold were given; the secret is information-theoretically hidden."""
+    """Fewer shares than the threshold: the secret is information-theoretically hidden."""
 
 
 class InconsistentSharesError(ShamirError):

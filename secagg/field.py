@@ -77,7 +77,7 @@ class PrimeField:
         a = np.moveaxis(np.asarray(a, dtype=np.uint64), axis, -1)
         while a.shape[-1] > 1:
             if a.shape[-1] % 2:
-                a = np.concatenate([a, np.ones(a.shape[:-1] + (1,), dtype=np.uint64)], axis=-1)
+                a = np.concatenate([a, np.ones((*a.shape[:-1], 1), dtype=np.uint64)], axis=-1)
             a = self.mul(a[..., 0::2], a[..., 1::2])
         if a.shape[-1] == 0:
             return np.ones(a.shape[:-1], dtype=np.uint64)

@@ -301,7 +301,7 @@ class Protocol(ABC, Generic[C]):
             )
         if "num_clients" not in kwargs:
             raise ConfigError(f"{cls.name} needs num_clients", parameter="num_clients")
-        return cls(cls.Config(**kwargs))
+        return cls(cls.Config(**kwargs))  # type: ignore[arg-type]
 
     @property
     def phases(self) -> tuple[Any, ...]:

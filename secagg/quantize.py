@@ -177,7 +177,7 @@ class Quantizer:
 
     def dequantize(self, ring_sum: RingVector) -> Any:
         """Decode a ring sum of at most ``num_clients`` encodings to float64 (same device)."""
-        signed = self.ring.to_signed(ring_sum)
+        signed: Any = self.ring.to_signed(ring_sum)
         if is_torch(signed):
             import torch
 

@@ -34,8 +34,8 @@ __all__ = ["Ring", "RingVector", "is_torch"]
 RingVector: TypeAlias = Any
 """A numpy ``uint32``/``uint64`` array or a torch ``int32``/``int64`` tensor (same bits)."""
 
-_NUMPY = {32: np.dtype(np.uint32), 64: np.dtype(np.uint64)}
-_NUMPY_SIGNED = {32: np.dtype(np.int32), 64: np.dtype(np.int64)}
+_NUMPY: dict[int, np.dtype[Any]] = {32: np.dtype(np.uint32), 64: np.dtype(np.uint64)}
+_NUMPY_SIGNED: dict[int, np.dtype[Any]] = {32: np.dtype(np.int32), 64: np.dtype(np.int64)}
 
 
 def is_torch(x: object) -> bool:
@@ -80,7 +80,7 @@ class Ring:
         return torch.int32 if self.bits == 32 else torch.int64
 
     # -- construction and conversion --------------------------------------------------------
-    def zeros(self, length: int, like: RingVector | None = None) -> RingVector:
+    def zeros(self, length: int, like: RingVector = None) -> RingVector:
         """A zero vector of ``length`` entries, numpy unless ``like`` is a torch tensor."""
         if is_torch(like):
             return torch.zeros(length, dtype=self.torch_dtype, device=like.device)
@@ -90,7 +90,8 @@ class Ring:
         """The vector as a numpy unsigned array (host copy for torch tensors)."""
         if is_torch(vec):
             self._check_dtype(vec)
-            return vec.detach().cpu().numpy().view(self.numpy_dtype)
+            host: npt.NDArray[Any] = vec.detach().cpu().numpy().view(self.numpy_dtype)
+            return host
         self._check_dtype(vec)
         return np.asarray(vec)
 
@@ -104,7 +105,7 @@ class Ring:
         """``vec`` moved to the kind (numpy or torch device) of ``like``."""
         return self.to_torch(vec, like.device) if is_torch(like) else vec
 
-    def from_signed(self, values: npt.NDArray[Any] | Any) -> RingVector:
+    def from_signed(self, values: Any) -> RingVector:
         """Embed signed integers (|v| < 2^(bits-1)) into the ring, two's complement."""
         if is_torch(values):
             return values.to(self.torch_dtype)
@@ -188,6 +189,7 @@ class Ring:
             )
         if vec.dtype != self.numpy_dtype:
             raise WrongRingError(
-                f"array of dtype {vec.dtype} is not in Z_2^{self.bits} (expected {self.numpy_dtype})",
+                f"array of dtype {vec.dtype} is not in Z_2^{self.bits} "
+                f"(expected {self.numpy_dtype})",
                 sender=sender,
             )

@@ -74,9 +74,7 @@ class SimulationResult:
     def bytes_per_client(self) -> float:
         """Mean bytes sent per client over all phases."""
         total = sum(s.bytes_sent for s in self.stats["client"].values())
-        senders = max(
-            (s.messages_sent for s in self.stats["client"].values()), default=0
-        )
+        senders = max((s.messages_sent for s in self.stats["client"].values()), default=0)
         return total / senders if senders else 0.0
 
 
@@ -84,7 +82,9 @@ def _check_inputs(
     proto: Protocol[Any], inputs: Mapping[int, Any]
 ) -> tuple[dict[int, Any], TensorSpec]:
     if not isinstance(inputs, Mapping) or not inputs:
-        raise ConfigError("inputs must be a non-empty {client_id: update} mapping", parameter="inputs")
+        raise ConfigError(
+            "inputs must be a non-empty {client_id: update} mapping", parameter="inputs"
+        )
     if len(inputs) > proto.num_clients:
         raise ConfigError(
             f"{len(inputs)} inputs but the protocol is configured for num_clients="
@@ -95,7 +95,9 @@ def _check_inputs(
     spec: TensorSpec | None = None
     for cid, update in inputs.items():
         if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < CLIENT_ID_LIMIT:
-            raise ConfigError(f"client ids must be ints in [0, 2^31), got {cid!r}", parameter="inputs")
+            raise ConfigError(
+                f"client ids must be ints in [0, 2^31), got {cid!r}", parameter="inputs"
+            )
         flat, s = flatten(update)
         if spec is None:
             spec = s

@@ -72,11 +72,10 @@ def flatten(update: Any) -> tuple[Any, TensorSpec]:
         for p in parts:
             if p.dtype.kind not in "fiu":
                 raise InvalidInputError(f"update arrays must be real numbers, got {p.dtype}")
-        flat = np.concatenate([p.reshape(-1).astype(np.float64) for p in parts])
         spec = TensorSpec(
             "numpy", tuple(p.shape for p in parts), tuple(p.dtype for p in parts), None, is_seq
         )
-        return flat, spec
+        return np.concatenate([p.reshape(-1).astype(np.float64) for p in parts]), spec
     raise InvalidInputError("an update must not mix numpy arrays and torch tensors")
 
 

@@ -101,7 +101,9 @@ class _Reader:
 
     def take(self, n: int) -> memoryview:
         if n > self.left:
-            raise WireError(f"truncated message: need {n} bytes at offset {self.pos}, {self.left} left")
+            raise WireError(
+                f"truncated message: need {n} bytes at offset {self.pos}, {self.left} left"
+            )
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
@@ -227,10 +229,10 @@ def _codec_for(tp: Any, owner: str) -> _FieldCodec:
             raise TypeError(f"{owner}: only homogeneous tuple[T, ...] fields are supported")
         return _tuple_codec(_codec_for(args[0], owner))
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) != 1 or len(typing.get_args(tp)) != 2:
+        present = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(present) != 1 or len(typing.get_args(tp)) != 2:
             raise TypeError(f"{owner}: only `T | None` unions are supported")
-        return _optional_codec(_codec_for(args[0], owner))
+        return _optional_codec(_codec_for(present[0], owner))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _struct_codec(tp)
     raise TypeError(f"{owner}: type {tp!r} has no wire encoding")

@@ -35,7 +35,9 @@ def test_round_trip_between_two_clients(plaintext: bytes) -> None:
 @given(position=st.integers(0, 8 * (32 + OVERHEAD) - 1))
 def test_any_flipped_bit_is_rejected(position: int) -> None:
     ku, kv = _pair_keys()
-    box = bytearray(ku.seal(bytes(32), sender=1, receiver=2, session=SESSION, round=3, rng=SeededRandom(2)))
+    box = bytearray(
+        ku.seal(bytes(32), sender=1, receiver=2, session=SESSION, round=3, rng=SeededRandom(2))
+    )
     box[position // 8] ^= 1 << (position % 8)
     with pytest.raises(AuthenticationError):
         kv.open(bytes(box), sender=1, receiver=2, session=SESSION, round=3)

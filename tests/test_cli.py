@@ -13,7 +13,9 @@ from secagg.clients.cli import NOT_BUILT, main
 def test_help_lists_demo_and_bench() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "secagg.clients.cli", "--help"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "demo" in out and "bench" in out
 

@@ -15,7 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted((ROOT / "secagg").rglob("*.py"))
 PROTOCOLS = sorted((ROOT / "protocols").rglob("*.py"))
 DRIVERS = {ROOT / "secagg" / "sim.py"}  # drivers may read the clock
-IO_MODULES = {"socket", "subprocess", "requests", "httpx", "urllib", "http", "asyncio", "random", "shutil"}
+IO_MODULES = {
+    "socket",
+    "subprocess",
+    "requests",
+    "httpx",
+    "urllib",
+    "http",
+    "asyncio",
+    "random",
+    "shutil",
+}
 IO_CALLS = {"open", "print", "input"}
 
 
@@ -49,7 +59,9 @@ def test_no_io_in_core_and_protocols(path: Path) -> None:
     assert "time" not in roots or "time" in allowed, f"{path.name} reads the clock"
     tree = ast.parse(path.read_text())
     calls = {
-        n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
     }
     assert not (calls & IO_CALLS), f"{path.name} calls {calls & IO_CALLS}"
     assert "np.random" not in path.read_text(), f"{path.name} uses numpy's global-style RNG"
@@ -57,7 +69,8 @@ def test_no_io_in_core_and_protocols(path: Path) -> None:
 
 def test_every_error_derives_from_the_root() -> None:
     classes = [
-        obj for _, obj in inspect.getmembers(errors_module, inspect.isclass)
+        obj
+        for _, obj in inspect.getmembers(errors_module, inspect.isclass)
         if obj.__module__ == errors_module.__name__
     ]
     assert len(classes) > 10

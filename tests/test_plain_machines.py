@@ -89,8 +89,6 @@ def test_more_senders_than_num_clients_is_refused() -> None:
     assert server.result.survivors == {0, 1, 2, 3}
 
 
-
-
 def test_server_after_finish_rejects_messages_and_second_deadline() -> None:
     proto = _proto()
     server = proto.server(SESSION)

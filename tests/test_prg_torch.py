@@ -39,7 +39,9 @@ def test_torch_keystream_equals_cpu_keystream(
 def test_torch_keystream_large_vector(bits: int) -> None:
     key = bytes(range(32))
     n = 100_003
-    np.testing.assert_array_equal(_as_numpy(keystream_torch(key, n, bits), bits), keystream(key, n, bits))
+    np.testing.assert_array_equal(
+        _as_numpy(keystream_torch(key, n, bits), bits), keystream(key, n, bits)
+    )
 
 
 def test_torch_keystream_rfc8439_block() -> None:

@@ -20,8 +20,12 @@ def test_add_sub_wrap_like_python_modular_arithmetic(bits: int, data: st.DataObj
     a = data.draw(hnp.arrays(ring.numpy_dtype, n))
     b = data.draw(hnp.arrays(ring.numpy_dtype, n))
     mod = 1 << bits
-    assert [int(x) for x in ring.add(a, b)] == [(int(x) + int(y)) % mod for x, y in zip(a, b, strict=True)]
-    assert [int(x) for x in ring.sub(a, b)] == [(int(x) - int(y)) % mod for x, y in zip(a, b, strict=True)]
+    assert [int(x) for x in ring.add(a, b)] == [
+        (int(x) + int(y)) % mod for x, y in zip(a, b, strict=True)
+    ]
+    assert [int(x) for x in ring.sub(a, b)] == [
+        (int(x) - int(y)) % mod for x, y in zip(a, b, strict=True)
+    ]
     assert [int(x) for x in ring.neg(a)] == [(-int(x)) % mod for x in a]
     # torch storage (signed) carries the same bits through the same operations
     ta, tb = ring.to_torch(a), ring.to_torch(b)

@@ -34,7 +34,9 @@ def sharing(draw: st.DrawFn) -> tuple[int, int, list[bytes], list[int], int]:
 
 
 @given(case=sharing(), data=st.data())
-def test_any_t_shares_reconstruct(case: tuple[int, int, list[bytes], list[int], int], data: st.DataObject) -> None:
+def test_any_t_shares_reconstruct(
+    case: tuple[int, int, list[bytes], list[int], int], data: st.DataObject
+) -> None:
     n, t, secrets, xs, seed = case
     scheme = Shamir(t, len(secrets[0]))
     shares = scheme.split(secrets, xs, SeededRandom(seed))
@@ -45,8 +47,10 @@ def test_any_t_shares_reconstruct(case: tuple[int, int, list[bytes], list[int], 
 
 
 @given(case=sharing(), data=st.data())
-def test_fewer_than_t_shares_are_refused(case: tuple[int, int, list[bytes], list[int], int], data: st.DataObject) -> None:
-    n, t, secrets, xs, seed = case
+def test_fewer_than_t_shares_are_refused(
+    case: tuple[int, int, list[bytes], list[int], int], data: st.DataObject
+) -> None:
+    _, t, secrets, xs, seed = case
     scheme = Shamir(t, len(secrets[0]))
     shares = scheme.split(secrets, xs, SeededRandom(seed))
     k = data.draw(st.integers(0, t - 1))

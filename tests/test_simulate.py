@@ -27,7 +27,9 @@ def _inputs(n: int, d: int, seed: int = 0) -> dict[int, np.ndarray]:
     seed=st.integers(0, 2**16),
     data=st.data(),
 )
-def test_sum_over_survivors_within_quantization_bound(n: int, d: int, seed: int, data: st.DataObject) -> None:
+def test_sum_over_survivors_within_quantization_bound(
+    n: int, d: int, seed: int, data: st.DataObject
+) -> None:
     proto = protocols.get("plain", num_clients=n, clip=1.0, quant_bits=16)
     inputs = _inputs(n, d, seed)
     dropped = data.draw(st.sets(st.sampled_from(sorted(inputs)), max_size=n - 1))
@@ -74,7 +76,9 @@ def test_torch_list_of_layers_comes_back_in_the_same_structure() -> None:
 
 def test_numpy_array_in_numpy_array_out_with_shape() -> None:
     proto = protocols.get("plain", num_clients=2)
-    result = simulate(proto, {0: np.ones((3, 2), np.float32), 1: np.ones((3, 2), np.float32)}, seed=0)
+    result = simulate(
+        proto, {0: np.ones((3, 2), np.float32), 1: np.ones((3, 2), np.float32)}, seed=0
+    )
     assert isinstance(result.sum, np.ndarray)
     assert result.sum.shape == (3, 2) and result.sum.dtype == np.float32
 

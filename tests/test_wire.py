@@ -63,7 +63,9 @@ everything = st.builds(
     ratio=st.floats(allow_nan=False),
     colour=st.sampled_from(Colour),
     vector=vectors,
-    entries=st.lists(st.builds(Entry, receiver=u64, box=st.binary(max_size=40)), max_size=5).map(tuple),
+    entries=st.lists(st.builds(Entry, receiver=u64, box=st.binary(max_size=40)), max_size=5).map(
+        tuple
+    ),
     ids=st.lists(u64, max_size=5).map(tuple),
     maybe=st.none() | st.binary(max_size=10),
 )
@@ -94,7 +96,11 @@ def test_mutated_messages_raise_only_secagg_errors_or_stay_canonical(
     msg: Everything, data: st.DataObject
 ) -> None:
     raw = bytearray(wire.encode(msg))
-    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), min_size=1, max_size=4))
+    edits = data.draw(
+        st.lists(
+            st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), min_size=1, max_size=4
+        )
+    )
     for pos, value in edits:
         raw[pos] = value
     cut = data.draw(st.integers(0, len(raw)))
@@ -107,7 +113,13 @@ def test_mutated_messages_raise_only_secagg_errors_or_stay_canonical(
 
 
 def _header(protocol: bytes = b"test-wire", version: int = 3, tag: int = 2) -> bytes:
-    return wire.MAGIC + bytes([wire.WIRE_VERSION, len(protocol)]) + protocol + version.to_bytes(2, "big") + bytes([tag])
+    return (
+        wire.MAGIC
+        + bytes([wire.WIRE_VERSION, len(protocol)])
+        + protocol
+        + version.to_bytes(2, "big")
+        + bytes([tag])
+    )
 
 
 def _small(value: int = 5) -> bytes:
@@ -119,9 +131,9 @@ def _small(value: int = 5) -> bytes:
     [
         (b"XXXX" + _small()[4:], "magic"),
         (_small()[:4] + b"\x09" + _small()[5:], "wire format version"),
-        (_header(protocol=b"nope") + _small()[len(_header()):], "unknown protocol"),
-        (_header(version=4) + _small()[len(_header()):], "version 4"),
-        (_header(tag=99) + _small()[len(_header()):], "unknown message tag"),
+        (_header(protocol=b"nope") + _small()[len(_header()) :], "unknown protocol"),
+        (_header(version=4) + _small()[len(_header()) :], "version 4"),
+        (_header(tag=99) + _small()[len(_header()) :], "unknown message tag"),
         (_small() + b"\x00", "trailing"),
         (_small()[:-1], "truncated"),
         (b"", "truncated"),

@@ -47,7 +47,7 @@ class PlainClient(ClientMachine[Phase]):
         if self._encoded is None:
             raise LocalProtocolError("set_input() must be called before start()")
         vector = self._quantizer.ring.to_numpy(self._encoded)
-        message = Input(self.session.id, self.session.round, self.identity, vector)
+        message: Message = Input(self.session.id, self.session.round, self.identity, vector)
         self._transition(Event.START)
         return message
 

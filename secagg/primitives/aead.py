@@ -82,6 +82,7 @@ class AeadKey(SecretHolder):
             return self._aead.decrypt(box[:NONCE_BYTES], box[NONCE_BYTES:], ad)
         except InvalidTag as exc:
             raise AuthenticationError(
-                "share box failed authentication (tampered, or wrong sender/receiver/session/round)",
+                "share box failed authentication "
+                "(tampered, or wrong sender/receiver/session/round)",
                 sender=sender,
             ) from exc

@@ -30,7 +30,7 @@ NONCE_BYTES = 12
 MAX_KEYSTREAM_BYTES = 64 * (1 << 32)
 """RFC 8439's 32-bit block counter: at most 2^32 blocks of 64 bytes (256 GiB) per key."""
 
-_WORD = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
+_WORD: dict[int, np.dtype[Any]] = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
 
 
 def _check(key: bytes, nonce: bytes, nbytes: int, counter: int) -> None:
@@ -87,7 +87,8 @@ def keystream(
     dtype = _WORD[bits]
     _check(key, nonce, length * dtype.itemsize, counter)
     out = np.zeros(length, dtype=dtype)
-    buf = out.view(np.uint8)
+    buf = out.view(np.uint8).data
     cipher = Cipher(algorithms.ChaCha20(key, counter.to_bytes(4, "little") + nonce), mode=None)
     cipher.encryptor().update_into(buf, buf)  # zeros XOR keystream = keystream
-    return out.astype(dtype.newbyteorder("="), copy=False)
+    native: npt.NDArray[Any] = out.astype(dtype.newbyteorder("="), copy=False)
+    return native

@@ -143,9 +143,7 @@ class Shamir:
         """
         points = self._check_points(xs)
         if len(points) < self.threshold:
-            raise CryptoError(
-                f"{len(points)} holders cannot hold a {self.threshold}-of-n sharing"
-            )
+            raise CryptoError(f"{len(points)} holders cannot hold a {self.threshold}-of-n sharing")
         f = self.field
         constant = self._to_chunks(secrets)  # (m, k)
         coeffs = f.random((self.threshold - 1, *constant.shape), rng)  # a_1 .. a_{t-1}
