@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-import numpy as np
 import numpy.typing as npt
 
 from secagg.errors import (
@@ -36,6 +35,7 @@ from secagg.errors import (
     DuplicateMessageError,
     LocalProtocolError,
     OutOfPhaseError,
+    SecretPicklingError,
     UnknownSenderError,
     WrongSessionError,
 )
@@ -209,8 +209,6 @@ class ClientMachine(_Machine[State], ABC):
         """Process a server message; return the next message for the server, or None."""
 
     def __reduce__(self) -> Any:
-        from secagg.errors import SecretPicklingError
-
         raise SecretPicklingError(f"{type(self).__name__} holds client secrets; not pickled")
 
     def __repr__(self) -> str:
@@ -358,8 +356,3 @@ class Registry:
                 parameter="name",
             ) from None
         return cls.from_kwargs(**config)
-
-
-def ring_copy(vec: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """A private, writable copy of a received vector (the decoder's buffer is not ours)."""
-    return np.array(vec, copy=True)

@@ -33,7 +33,8 @@ MAX_KEYSTREAM_BYTES = 64 * (1 << 32)
 _WORD: dict[int, np.dtype[Any]] = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
 
 
-def _check(key: bytes, nonce: bytes, nbytes: int, counter: int) -> None:
+def check_request(key: bytes, nonce: bytes, nbytes: int, counter: int) -> None:
+    """Raise :class:`CryptoError` unless the key, nonce and keystream range are valid."""
     if len(key) != KEY_BYTES:
         raise CryptoError(f"ChaCha20 key must be {KEY_BYTES} bytes, got {len(key)}")
     if len(nonce) != NONCE_BYTES:
@@ -50,7 +51,7 @@ def chacha20_keystream(
     key: bytes, nbytes: int, *, nonce: bytes = bytes(NONCE_BYTES), counter: int = 0
 ) -> bytes:
     """``nbytes`` bytes of the RFC 8439 ChaCha20 keystream (for known-answer tests)."""
-    _check(key, nonce, nbytes, counter)
+    check_request(key, nonce, nbytes, counter)
     cipher = Cipher(algorithms.ChaCha20(key, counter.to_bytes(4, "little") + nonce), mode=None)
     return cipher.encryptor().update(bytes(nbytes))
 
@@ -85,7 +86,7 @@ def keystream(
     if length < 0:
         raise CryptoError(f"keystream length must be >= 0, got {length}")
     dtype = _WORD[bits]
-    _check(key, nonce, length * dtype.itemsize, counter)
+    check_request(key, nonce, length * dtype.itemsize, counter)
     out = np.zeros(length, dtype=dtype)
     buf = out.view(np.uint8).data
     cipher = Cipher(algorithms.ChaCha20(key, counter.to_bytes(4, "little") + nonce), mode=None)

@@ -18,7 +18,7 @@ import struct
 from typing import Any
 
 from secagg.errors import CryptoError
-from secagg.primitives.prg import NONCE_BYTES, _check
+from secagg.primitives.prg import NONCE_BYTES, check_request
 
 try:
     import torch
@@ -98,7 +98,7 @@ def keystream_torch(
         raise CryptoError(f"keystream word size must be 32 or 64 bits, got {bits}")
     if length < 0:
         raise CryptoError(f"keystream length must be >= 0, got {length}")
-    _check(key, nonce, length * bits // 8, counter)
+    check_request(key, nonce, length * bits // 8, counter)
     if bits == 32:
         return _chacha20_words(key, nonce, counter, length, device)
     words = _chacha20_words(key, nonce, counter, 2 * length, device).to(torch.int64)
