@@ -88,11 +88,10 @@ class Ring:
 
     def to_numpy(self, vec: RingVector) -> npt.NDArray[Any]:
         """The vector as a numpy unsigned array (host copy for torch tensors)."""
+        self._check_dtype(vec)
         if is_torch(vec):
-            self._check_dtype(vec)
             host: npt.NDArray[Any] = vec.detach().cpu().numpy().view(self.numpy_dtype)
             return host
-        self._check_dtype(vec)
         return np.asarray(vec)
 
     def to_torch(self, vec: npt.NDArray[Any], device: Any = "cpu") -> Any:
@@ -113,11 +112,8 @@ class Ring:
 
     def to_signed(self, vec: RingVector) -> npt.NDArray[Any] | Any:
         """The centred representative in [-2^(bits-1), 2^(bits-1)) of each entry."""
-        if is_torch(vec):
-            self._check_dtype(vec)
-            return vec
         self._check_dtype(vec)
-        return np.asarray(vec).view(self.signed_numpy_dtype)
+        return vec if is_torch(vec) else np.asarray(vec).view(self.signed_numpy_dtype)
 
     # -- arithmetic -------------------------------------------------------------------------
     def add(self, a: RingVector, b: RingVector) -> RingVector:
