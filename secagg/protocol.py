@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -247,7 +247,7 @@ class ServerMachine(_Machine[State], ABC):
         if phase != self.state:
             raise LocalProtocolError(f"cannot close {phase}: the server is in {self.state}")
 
-    def _check_incoming(self, message: Message, seen: Mapping[int, Any]) -> None:
+    def _check_incoming(self, message: Message, seen: Container[int]) -> None:
         """Checks every server runs first: phase, session, round, sender, duplicate."""
         sender = getattr(message, "sender", None)
         expected = self.ACCEPTS.get(self.state)

@@ -135,8 +135,8 @@ class Ring:
         return acc
 
     def neg(self, a: RingVector) -> RingVector:
-        """-a mod 2^bits."""
-        return self.sub(self.zeros(len(a), like=a), a)
+        """-a mod 2^bits (unary minus wraps for free, as add and sub do)."""
+        return -a
 
     def sum(self, vectors: Iterable[RingVector], length: int) -> RingVector:
         """Sum of vectors of ``length`` entries; numpy zeros for an empty iterable.

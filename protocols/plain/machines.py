@@ -73,7 +73,7 @@ class PlainServer(ServerMachine[Phase]):
         self._max_clients = quantizer.config.num_clients
         self._min_survivors = min_survivors
         self._sum = self._ring.zeros(session.dim)
-        self._received: dict[int, bool] = {}
+        self._received: set[int] = set()
 
     def receive(self, message: Message) -> None:
         self._check_incoming(message, self._received)
@@ -86,7 +86,7 @@ class PlainServer(ServerMachine[Phase]):
                 sender=message.sender,
             )
         self._ring.add_(self._sum, message.vector)
-        self._received[message.sender] = True
+        self._received.add(message.sender)
 
     def on_deadline(self, phase: Any) -> dict[int, Message]:
         self._check_open_phase(phase)
