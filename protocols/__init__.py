@@ -5,7 +5,7 @@
     from secagg import protocols
     proto = protocols.get("plain", num_clients=10)
 
-Available now: ``plain``. ``secagg``, ``secaggplus``, ``ckks`` and ``paillier`` register here
+Available now: ``plain``, ``secagg``, ``secaggplus``. ``ckks`` and ``paillier`` register here
 as they are built.
 """
 
@@ -15,9 +15,12 @@ from typing import Any
 
 from secagg.protocol import Protocol, Registry
 from secagg.protocols.plain import Plain
+from secagg.protocols.secagg import SecAgg
+from secagg.protocols.secaggplus import SecAggPlus
 
 registry = Registry()
-registry.register(Plain)
+for _cls in (Plain, SecAgg, SecAggPlus):
+    registry.register(_cls)
 
 
 def get(name: str, **config: Any) -> Protocol[Any]:

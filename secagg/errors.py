@@ -16,6 +16,8 @@ The tree (modelled on pynacl's ``nacl.exceptions``)::
     │       ├── DuplicateMessageError a second message from one sender in one phase
     │       ├── WrongRingError      a vector in another ring (dtype) than the session's
     │       ├── WrongLengthError    a vector of another length than the session's
+    │       ├── RoutingError        a share addressed to (or from) a client that is not a neighbour
+    │       ├── RefusedRequestError a server request an honest client must refuse
     │       └── AuthenticationError AEAD tag, signature or key agreement check failed
     ├── AbortError                  the round cannot finish correctly (e.g. too few survivors)
     └── CryptoError                 a primitive was used outside its domain
@@ -43,7 +45,9 @@ __all__ = [
     "NotEnoughSharesError",
     "OutOfPhaseError",
     "ProtocolError",
+    "RefusedRequestError",
     "RemoteProtocolError",
+    "RoutingError",
     "SecAggError",
     "SecretPicklingError",
     "ShamirError",
@@ -133,6 +137,17 @@ class WrongRingError(RemoteProtocolError):
 
 class WrongLengthError(RemoteProtocolError):
     """A vector does not have the session's length d."""
+
+
+class RoutingError(RemoteProtocolError):
+    """Shares addressed to (or forwarded from) clients that are not the sender's neighbours,
+    a missing or repeated recipient, or shares for owners the sender never held."""
+
+
+class RefusedRequestError(RemoteProtocolError):
+    """A server request that an honest client refuses, because answering it would reveal a
+    secret the protocol protects (both shares of one client, an unmasking of too few
+    survivors, a second unmasking request) or contradict what the client saw earlier."""
 
 
 class AuthenticationError(RemoteProtocolError):

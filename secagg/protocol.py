@@ -39,6 +39,7 @@ from secagg.errors import (
     UnknownSenderError,
     WrongSessionError,
 )
+from secagg.primitives.signing import SigningKey
 from secagg.quantize import QuantizationConfig, Quantizer, check_quantization
 from secagg.randomness import RandomSource, as_random_source
 from secagg.wire import Message
@@ -49,6 +50,7 @@ __all__ = [
     "AggregateResult",
     "ClientMachine",
     "CommonConfig",
+    "Credentials",
     "Event",
     "Protocol",
     "Registry",
@@ -109,6 +111,22 @@ class Session:
             raise ConfigError(f"round must be an int, got {self.round!r}", parameter="round")
         if not 0 <= self.round < 2**64:
             raise ConfigError(f"round must be in [0, 2^64), got {self.round}", parameter="round")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Credentials:
+    """A client's long-term identity, for protocols that sign (Bonawitz's active variant).
+
+    Parameters
+    ----------
+    signing_key:
+        d_u^SK, this client's Ed25519 signing key.
+    directory:
+        d_v^PK for every participant v (a PKI; on chain the key registry plays this part).
+    """
+
+    signing_key: SigningKey
+    directory: Mapping[int, bytes]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -278,6 +296,8 @@ class Protocol(ABC, Generic[C]):
     """
 
     name: ClassVar[str]
+    wire_name: ClassVar[str]
+    """The protocol name in the wire header (protocols sharing one wire format share it)."""
     version: ClassVar[int]
     Phase: ClassVar[type[enum.Enum]]
     Config: ClassVar[type[CommonConfig]]
@@ -310,15 +330,37 @@ class Protocol(ABC, Generic[C]):
     def num_clients(self) -> int:
         return self.config.num_clients
 
+    @property
+    def input_phase(self) -> Any:
+        """The phase whose client message carries the (encoded) input: a driver may call
+        ``set_input`` as late as just before the client produces that message."""
+        return self.phases[0]
+
+    @property
+    def requires_credentials(self) -> bool:
+        """Whether clients need :class:`Credentials` (signing keys and a directory)."""
+        return False
+
     @abstractmethod
     def client(
-        self, identity: int, session: Session, rng: RandomSource | int | None = None
+        self,
+        identity: int,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        credentials: Credentials | None = None,
     ) -> ClientMachine[Any]:
         """A client machine for ``identity`` in ``session``."""
 
     @abstractmethod
-    def server(self, session: Session, rng: RandomSource | int | None = None) -> ServerMachine[Any]:
-        """The server machine for ``session``."""
+    def server(
+        self,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        directory: Mapping[int, bytes] | None = None,
+    ) -> ServerMachine[Any]:
+        """The server machine for ``session`` (``directory``: the clients' d_v^PK)."""
 
     def decode_sum(self, ring_sum: Any) -> Any:
         """The float64 sum of the survivors' (weighted, clipped) updates."""

@@ -17,7 +17,8 @@ from typing import Any
 
 from secagg import wire
 from secagg.errors import ConfigError, InvalidInputError, RemoteProtocolError
-from secagg.protocol import CLIENT_ID_LIMIT, ClientMachine, Protocol, Session
+from secagg.primitives.signing import SigningKey
+from secagg.protocol import CLIENT_ID_LIMIT, ClientMachine, Credentials, Protocol, Session
 from secagg.randomness import RandomSource, as_random_source
 from secagg.tensors import TensorSpec, flatten, unflatten
 from secagg.wire import Message
@@ -78,9 +79,7 @@ class SimulationResult:
         return total / senders if senders else 0.0
 
 
-def _check_inputs(
-    proto: Protocol[Any], inputs: Mapping[int, Any]
-) -> tuple[dict[int, Any], TensorSpec]:
+def _check_ids(proto: Protocol[Any], inputs: Mapping[int, Any]) -> list[int]:
     if not isinstance(inputs, Mapping) or not inputs:
         raise ConfigError(
             "inputs must be a non-empty {client_id: update} mapping", parameter="inputs"
@@ -91,24 +90,37 @@ def _check_inputs(
             f"{proto.num_clients}",
             parameter="inputs",
         )
-    flats: dict[int, Any] = {}
-    spec: TensorSpec | None = None
-    for cid, update in inputs.items():
+    for cid in inputs:
         if isinstance(cid, bool) or not isinstance(cid, int) or not 0 <= cid < CLIENT_ID_LIMIT:
             raise ConfigError(
                 f"client ids must be ints in [0, 2^31), got {cid!r}", parameter="inputs"
             )
-        flat, s = flatten(update)
-        if spec is None:
-            spec = s
-        elif (s.kind, s.shapes, str(s.device)) != (spec.kind, spec.shapes, str(spec.device)):
-            raise InvalidInputError(
-                f"client {cid}'s update has structure {s.kind} {s.shapes} on {s.device}; "
-                f"the first one has {spec.kind} {spec.shapes} on {spec.device}"
-            )
-        flats[cid] = flat
-    assert spec is not None
-    return flats, spec
+    return sorted(inputs)
+
+
+def _flatten_like(cid: int, update: Any, spec: TensorSpec | None) -> tuple[Any, TensorSpec]:
+    flat, s = flatten(update)
+    if spec is not None and (s.kind, s.shapes, str(s.device)) != (
+        spec.kind,
+        spec.shapes,
+        str(spec.device),
+    ):
+        raise InvalidInputError(
+            f"client {cid}'s update has structure {s.kind} {s.shapes} on {s.device}; "
+            f"the first one has {spec.kind} {spec.shapes} on {spec.device}"
+        )
+    return flat, s
+
+
+def _credentials(
+    proto: Protocol[Any], ids: list[int], rng: RandomSource
+) -> tuple[dict[int, Credentials], dict[int, bytes] | None]:
+    """Long-term signing keys and their directory, for protocols that sign."""
+    if not proto.requires_credentials:
+        return {}, None
+    keys = {cid: SigningKey.generate(rng.fork(f"identity/{cid}")) for cid in ids}
+    directory = {cid: key.public for cid, key in keys.items()}
+    return {cid: Credentials(key, directory) for cid, key in keys.items()}, directory
 
 
 def simulate(
@@ -153,12 +165,12 @@ def simulate(
     ConfigError, InvalidInputError
         Bad arguments.
     """
-    flats, spec = _check_inputs(proto, inputs)
+    ids = _check_ids(proto, inputs)
     dropouts = dict(dropouts or {})
     weights = dict(weights or {})
     phases = proto.phases
     for cid, phase in dropouts.items():
-        if cid not in flats:
+        if cid not in inputs:
             raise ConfigError(f"dropout for unknown client {cid}", parameter="dropouts")
         if phase not in phases:
             raise ConfigError(
@@ -166,46 +178,63 @@ def simulate(
                 parameter="dropouts",
             )
     for cid in weights:
-        if cid not in flats:
+        if cid not in inputs:
             raise ConfigError(f"weight for unknown client {cid}", parameter="weights")
     drop_at = {cid: phases.index(p) for cid, p in dropouts.items()}
 
     def alive(cid: int, phase_index: int) -> bool:
         return phase_index < drop_at.get(cid, len(phases) + 1)
 
+    # The first input fixes the structure (and d); the others are read lazily, when each
+    # client needs its input, so a lazy Mapping keeps the run from holding n x d at once.
+    first, spec = _flatten_like(ids[0], inputs[ids[0]], None)
     rng = as_random_source(seed)
     session = Session(rng.fork("session").random_bytes(32), spec.size, round)
     stats: dict[str, dict[str, PhaseStats]] = {
         "client": {INPUT_ENCODING: PhaseStats(), **{p.value: PhaseStats() for p in phases}},
         "server": {p.value: PhaseStats() for p in phases},
     }
-    server = proto.server(session, rng.fork("server"))
-    clients: dict[int, ClientMachine[Any]] = {}
-    for cid in sorted(flats):
-        clients[cid] = proto.client(cid, session, rng.fork(f"client/{cid}"))
+    credentials, directory = _credentials(proto, ids, rng.fork("credentials"))
+    server = proto.server(session, rng.fork("server"), directory=directory)
+    clients: dict[int, ClientMachine[Any]] = {
+        cid: proto.client(
+            cid, session, rng.fork(f"client/{cid}"), credentials=credentials.get(cid)
+        )
+        for cid in ids
+    }
+    input_index = phases.index(proto.input_phase)
+
+    def set_input(cid: int) -> None:
+        flat = first if cid == ids[0] else _flatten_like(cid, inputs[cid], spec)[0]
         t0 = clock()
-        clients[cid].set_input(flats[cid], weight=weights.get(cid, 1.0))
+        clients[cid].set_input(flat, weight=weights.get(cid, 1.0))
         stats["client"][INPUT_ENCODING].seconds += clock() - t0
 
     rejected: dict[int, RemoteProtocolError] = {}
-    outgoing: dict[int, Message] = {}
-    for cid, client in clients.items():
-        if alive(cid, 0):
-            t0 = clock()
-            outgoing[cid] = client.start()
-            stats["client"][phases[0].value].seconds += clock() - t0
-
+    # pending[cid]: the server message the client handles at the start of the next phase
+    # (None: the first phase, where it calls start()).
+    pending: dict[int, Message | None] = dict.fromkeys(ids)
     for k, phase in enumerate(phases):
         c_stats, s_stats = stats["client"][phase.value], stats["server"][phase.value]
-        for cid, msg in outgoing.items():
+        for cid, incoming in pending.items():
+            if cid in rejected or not alive(cid, k):
+                continue
+            if k == input_index:
+                set_input(cid)
+            t0 = clock()
+            msg = clients[cid].start() if incoming is None else clients[cid].receive(incoming)
+            c_stats.seconds += clock() - t0
+            if msg is None:
+                continue
             data = wire.encode(msg)
+            del msg  # only the bytes travel: at most one client's message is alive at a time
             c_stats.messages_sent += 1
             c_stats.bytes_sent += len(data)
             s_stats.messages_received += 1
             s_stats.bytes_received += len(data)
             t0 = clock()
             try:
-                server.receive(wire.decode(data, protocol=proto.name))
+                server.receive(wire.decode(data, protocol=proto.wire_name))
             except RemoteProtocolError as exc:
                 rejected[cid] = exc
             finally:
@@ -215,25 +244,22 @@ def simulate(
             replies = server.on_deadline(phase)
         finally:
             s_stats.seconds += clock() - t0
-        outgoing = {}
-        nxt = phases[k + 1].value if k + 1 < len(phases) else None
-        for cid, reply in replies.items():
+        pending = {}
+        c_next = stats["client"][phases[k + 1].value] if k + 1 < len(phases) else c_stats
+        for cid, reply in sorted(replies.items()):
             data = wire.encode(reply)
             s_stats.messages_sent += 1
             s_stats.bytes_sent += len(data)
             if cid in rejected or cid not in clients or not alive(cid, k + 1):
                 continue
-            c_next = stats["client"][nxt] if nxt is not None else c_stats
             c_next.messages_received += 1
             c_next.bytes_received += len(data)
-            t0 = clock()
-            out = clients[cid].receive(wire.decode(data, protocol=proto.name))
-            c_next.seconds += clock() - t0
-            if out is not None:
-                outgoing[cid] = out
+            pending[cid] = wire.decode(data, protocol=proto.wire_name)
+    for cid, incoming in pending.items():  # messages after the last phase: delivered, no reply
+        if incoming is not None:
+            clients[cid].receive(incoming)
 
     result = server.result
-    first = next(iter(flats.values()))
     ring_sum = proto.quantizer.ring.like(result.ring_sum, first)
     total = unflatten(proto.decode_sum(ring_sum), spec)
     return SimulationResult(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import ClassVar
 
 from secagg.errors import ConfigError
-from secagg.protocol import CommonConfig, Protocol, Session
+from secagg.protocol import CommonConfig, Credentials, Protocol, Session
 from secagg.protocols.plain.machines import PlainClient, PlainServer
 from secagg.protocols.plain.messages import NAME, VERSION, Phase
 from secagg.randomness import RandomSource
@@ -38,14 +39,26 @@ class Plain(Protocol[PlainConfig]):
     """Insecure sum through the common interface (the overhead baseline)."""
 
     name: ClassVar[str] = NAME
+    wire_name: ClassVar[str] = NAME
     version: ClassVar[int] = VERSION
     Phase = Phase
     Config = PlainConfig
 
     def client(
-        self, identity: int, session: Session, rng: RandomSource | int | None = None
+        self,
+        identity: int,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        credentials: Credentials | None = None,
     ) -> PlainClient:
         return PlainClient(identity, session, self.quantizer, self._rng(rng))
 
-    def server(self, session: Session, rng: RandomSource | int | None = None) -> PlainServer:
+    def server(
+        self,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        directory: Mapping[int, bytes] | None = None,
+    ) -> PlainServer:
         return PlainServer(session, self.quantizer, self.config.min_survivors)

@@ -35,6 +35,8 @@ class Label(bytes, Enum):
     """c_{u,v}: AEAD key for the Shamir shares u sends to v through the server."""
     QUANTIZE_DITHER = b"secagg/v1/quantize-dither"
     """Uniforms for stochastic rounding (not secret-critical, but never a global RNG)."""
+    NEIGHBOUR_GRAPH = b"secagg/v1/neighbour-graph"
+    """Public: the permutation that places clients on the SecAgg+ Harary graph."""
 
 
 def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> bytes:

@@ -23,7 +23,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from secagg.errors import CryptoError
 
-__all__ = ["KEY_BYTES", "MAX_KEYSTREAM_BYTES", "NONCE_BYTES", "chacha20_keystream", "keystream"]
+__all__ = [
+    "KEY_BYTES",
+    "MAX_KEYSTREAM_BYTES",
+    "NONCE_BYTES",
+    "KeystreamBuffer",
+    "chacha20_keystream",
+    "keystream",
+]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -93,3 +100,31 @@ def keystream(
     cipher.encryptor().update_into(buf, buf)  # zeros XOR keystream = keystream
     native: npt.NDArray[Any] = out.astype(dtype.newbyteorder("="), copy=False)
     return native
+
+
+class KeystreamBuffer:
+    """Reusable keystream output of ``length`` words: :meth:`fill` writes PRG(key) into one
+    preallocated array, reading from a preallocated zero buffer.
+
+    Masking d entries for k neighbours needs k keystreams of d words; allocating (and page
+    faulting) a fresh array for each costs more than the cipher on large d. The array returned
+    by :meth:`fill` is overwritten by the next call.
+    """
+
+    def __init__(self, length: int, bits: int = 32) -> None:
+        if bits not in _WORD:
+            raise CryptoError(f"keystream word size must be 32 or 64 bits, got {bits}")
+        if length < 0:
+            raise CryptoError(f"keystream length must be >= 0, got {length}")
+        self.length = length
+        self._dtype = _WORD[bits]
+        self._zeros = bytes(length * self._dtype.itemsize)
+        self._out = np.empty(length, dtype=self._dtype)
+
+    def fill(self, key: bytes, *, nonce: bytes = bytes(NONCE_BYTES)) -> npt.NDArray[Any]:
+        """PRG(key): the first ``length`` words of the keystream (same as :func:`keystream`)."""
+        check_request(key, nonce, len(self._zeros), 0)
+        cipher = Cipher(algorithms.ChaCha20(key, bytes(4) + nonce), mode=None)
+        cipher.encryptor().update_into(self._zeros, self._out.view(np.uint8).data)
+        native: npt.NDArray[Any] = self._out.astype(self._dtype.newbyteorder("="), copy=False)
+        return native

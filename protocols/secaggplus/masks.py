@@ -1,0 +1,71 @@
+"""Mask derivation and application: the only place masks are made.
+
+Notation (Bonawitz et al. §4):
+
+* self mask ``PRG(b_u)``: the PRG key is ``HKDF(b_u, SELF_MASK, session, round)``;
+* pairwise mask ``p_{u,v} = Delta_{u,v} PRG(s_{u,v})`` with ``Delta_{u,v} = +1`` when u > v and
+  ``-1`` when u < v, so p_{u,v} + p_{v,u} = 0; ``s_{u,v}`` is
+  ``HKDF(KA.agree(s_u^SK, s_v^PK), PAIRWISE_MASK, session, round, context = min || max)``.
+
+A client sends ``y_u = x_u + PRG(b_u) + sum_{v in N(u) ∩ U2} p_{u,v}`` (mod 2^b). The server
+subtracts PRG(b_u) for survivors and the surviving neighbours' p_{w,v} for every v that
+dropped after sharing (it rebuilt s_v^SK from shares).
+
+:class:`Masker` adds or subtracts PRG(key) into an accumulator: on numpy through one reused
+keystream buffer (see :class:`~secagg.primitives.prg.KeystreamBuffer`), on torch tensors with
+the bit-identical torch keystream on the tensor's own device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secagg.primitives.kdf import Label, derive_key
+from secagg.primitives.prg import KeystreamBuffer
+from secagg.primitives.prg_torch import keystream_torch
+from secagg.protocol import Session
+from secagg.ring import Ring, RingVector, is_torch
+
+__all__ = ["Masker", "pairwise_key", "pairwise_sign", "self_mask_key"]
+
+
+def self_mask_key(seed: bytes, session: Session) -> bytes:
+    """The PRG key of PRG(b_u)."""
+    return derive_key(seed, Label.SELF_MASK, session=session.id, round=session.round)
+
+
+def pairwise_key(shared: bytes, u: int, v: int, session: Session) -> bytes:
+    """The PRG key of PRG(s_{u,v}) from the X25519 shared secret (symmetric in u, v)."""
+    lo, hi = min(u, v), max(u, v)
+    context = lo.to_bytes(8, "big") + hi.to_bytes(8, "big")
+    return derive_key(
+        shared, Label.PAIRWISE_MASK, session=session.id, round=session.round, context=context
+    )
+
+
+def pairwise_sign(u: int, v: int) -> int:
+    """Delta_{u,v}: +1 if u > v, -1 if u < v."""
+    return 1 if u > v else -1
+
+
+class Masker:
+    """Adds ±PRG(key) to ring vectors of one length, on numpy or on ``like``'s torch device."""
+
+    def __init__(self, ring: Ring, length: int, like: RingVector = None) -> None:
+        self.ring = ring
+        self.length = length
+        self._device = like.device if is_torch(like) else None
+        self._buffer = None if self._device is not None else KeystreamBuffer(length, ring.bits)
+
+    def _stream(self, key: bytes) -> Any:
+        if self._buffer is not None:
+            return self._buffer.fill(key)
+        return keystream_torch(key, self.length, self.ring.bits, device=self._device)
+
+    def apply(self, acc: RingVector, key: bytes, sign: int) -> None:
+        """``acc += sign * PRG(key)`` in place (sign is +1 or -1)."""
+        stream = self._stream(key)
+        if sign > 0:
+            self.ring.add_(acc, stream)
+        else:
+            self.ring.sub_(acc, stream)

@@ -1,0 +1,79 @@
+"""The ``secaggplus`` protocol object (and the base of ``secagg``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from secagg.protocol import Credentials, Protocol, Session
+from secagg.protocols.secaggplus.client import SecAggPlusClient
+from secagg.protocols.secaggplus.config import SecAggPlusConfig
+from secagg.protocols.secaggplus.messages import NAME, VERSION, Phase
+from secagg.protocols.secaggplus.server import SecAggPlusServer
+from secagg.randomness import RandomSource
+
+__all__ = ["SecAggPlus"]
+
+
+class SecAggPlus(Protocol[SecAggPlusConfig]):
+    """SecAgg+ (Bell et al. 2020): pairwise masking on a sparse random Harary graph.
+
+    ``protocols.get("secaggplus", num_clients=n)`` picks k and t for sigma = 40, eta = 20;
+    read them as ``proto.num_neighbors`` and ``proto.threshold``.
+    """
+
+    name: ClassVar[str] = NAME
+    wire_name: ClassVar[str] = NAME
+    version: ClassVar[int] = VERSION
+    Phase = Phase
+    Config = SecAggPlusConfig
+
+    @property
+    def phases(self) -> tuple[Any, ...]:
+        """ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, [CONSISTENCY_CHECK], UNMASKING."""
+        return tuple(
+            p
+            for p in Phase
+            if self.config.consistency_check or p is not Phase.CONSISTENCY_CHECK
+        )
+
+    @property
+    def input_phase(self) -> Any:
+        return Phase.MASKED_INPUT
+
+    @property
+    def requires_credentials(self) -> bool:
+        return self.config.consistency_check
+
+    @property
+    def threshold(self) -> int:
+        """t, the Shamir threshold among a client's neighbours."""
+        assert self.config.threshold is not None
+        return self.config.threshold
+
+    @property
+    def num_neighbors(self) -> int:
+        """k, each client's degree (num_clients - 1 on the complete graph)."""
+        assert self.config.num_neighbors is not None
+        return self.config.num_neighbors
+
+    def client(
+        self,
+        identity: int,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        credentials: Credentials | None = None,
+    ) -> SecAggPlusClient:
+        return SecAggPlusClient(
+            identity, session, self.config, self.quantizer, self._rng(rng), credentials
+        )
+
+    def server(
+        self,
+        session: Session,
+        rng: RandomSource | int | None = None,
+        *,
+        directory: Mapping[int, bytes] | None = None,
+    ) -> SecAggPlusServer:
+        return SecAggPlusServer(session, self.config, self.quantizer.ring, directory)

@@ -1,0 +1,369 @@
+"""The server machine of SecAgg / SecAgg+ (Bonawitz et al. Fig. 4, server side; Bell et al.).
+
+The server holds one accumulator of d ring elements: masked inputs are added as they arrive,
+and masks are removed one PRG stream at a time, so no n x d matrix ever exists. Sets, in the
+paper's names: U1 advertised keys, U2 shared keys, U3 sent masked inputs (the survivors whose
+inputs are in the sum), U4 signed U3 (consistency check only), U5 sent unmasking shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from secagg.errors import (
+    AbortError,
+    CryptoError,
+    InconsistentSharesError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RoutingError,
+    ShamirError,
+    UnknownSenderError,
+    WrongLengthError,
+)
+from secagg.graph import NeighbourGraph, graph_seed
+from secagg.primitives.aead import OVERHEAD
+from secagg.primitives.shamir import Shamir
+from secagg.primitives.signing import verify
+from secagg.primitives.x25519 import KeyPair
+from secagg.protocol import SERVER, AggregateResult, Event, ServerMachine, Session, Terminal
+from secagg.protocols.secaggplus.client import keys_message, survivors_message
+from secagg.protocols.secaggplus.config import SecAggPlusConfig
+from secagg.protocols.secaggplus.masks import Masker, pairwise_key, pairwise_sign, self_mask_key
+from secagg.protocols.secaggplus.messages import (
+    AdvertiseKeys,
+    EncryptedShare,
+    ForwardedShares,
+    MaskedInput,
+    Phase,
+    PublicKeys,
+    ServerKeys,
+    ShareKeys,
+    ShareOf,
+    SignatureOf,
+    SurvivorsRequest,
+    SurvivorsSignature,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from secagg.ring import Ring
+from secagg.wire import Message
+
+__all__ = ["SecAggPlusServer", "server_transitions"]
+
+
+def server_transitions(consistency_check: bool) -> dict[tuple[Any, Any], Any]:
+    """The server's transition table: (phase, event) -> next phase."""
+    order = [p for p in Phase if consistency_check or p is not Phase.CONSISTENCY_CHECK]
+    table: dict[tuple[Any, Any], Any] = {}
+    for here, nxt in zip(order, [*order[1:], Terminal.FINISHED], strict=True):
+        table[(here, Event.DEADLINE)] = nxt
+        table[(here, Event.ABORT)] = Terminal.ABORTED
+    return table
+
+
+class SecAggPlusServer(ServerMachine[Phase]):
+    """The aggregator. Untrusted for privacy; trusted only to deliver messages (liveness).
+
+    Parameters
+    ----------
+    session:
+        The session (id, d, round).
+    config:
+        The protocol config.
+    ring:
+        Z_{2^b} of the session.
+    directory:
+        The clients' signing keys d_v^PK; required with the consistency check (the server
+        rejects unsigned or wrongly signed keys early; clients check again themselves).
+    """
+
+    ACCEPTS: ClassVar = {
+        Phase.ADVERTISE_KEYS: AdvertiseKeys,
+        Phase.SHARE_KEYS: ShareKeys,
+        Phase.MASKED_INPUT: MaskedInput,
+        Phase.CONSISTENCY_CHECK: SurvivorsSignature,
+        Phase.UNMASKING: UnmaskResponse,
+    }
+
+    def __init__(
+        self,
+        session: Session,
+        config: SecAggPlusConfig,
+        ring: Ring,
+        directory: Mapping[int, bytes] | None = None,
+    ) -> None:
+        super().__init__(Phase.ADVERTISE_KEYS, session)
+        if config.consistency_check and directory is None:
+            raise LocalProtocolError("consistency_check needs the clients' signing-key directory")
+        self.TRANSITIONS = server_transitions(config.consistency_check)
+        self._config = config
+        self._ring = ring
+        self._directory = directory
+        self._shamir = Shamir(config.threshold or 2)
+        self._keys: dict[int, PublicKeys] = {}  # U1
+        self._graph: NeighbourGraph | None = None
+        self._boxes: dict[int, dict[int, bytes]] = {}  # U2: sender -> receiver -> box
+        self._u2: frozenset[int] = frozenset()
+        self._sum = ring.zeros(session.dim)
+        self._u3: set[int] = set()
+        self._survivors: tuple[int, ...] = ()
+        self._signatures: dict[int, bytes] = {}  # U4
+        self._responses: dict[int, UnmaskResponse] = {}  # U5
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def graph(self) -> NeighbourGraph:
+        """The neighbour graph on U1 (after ADVERTISE_KEYS)."""
+        if self._graph is None:
+            raise LocalProtocolError("the graph is fixed when ADVERTISE_KEYS closes")
+        return self._graph
+
+    def _seen(self) -> set[int] | dict[int, Any]:
+        return {
+            Phase.ADVERTISE_KEYS: self._keys,
+            Phase.SHARE_KEYS: self._boxes,
+            Phase.MASKED_INPUT: self._u3,
+            Phase.CONSISTENCY_CHECK: self._signatures,
+            Phase.UNMASKING: self._responses,
+        }[self.state]  # type: ignore[index]
+
+    def _require_member(self, sender: int, members: Any, what: str) -> None:
+        if sender not in members:
+            raise UnknownSenderError(f"client {sender} is not in {what}", sender=sender)
+
+    def _abort(self, reason: str, detail: str) -> AbortError:
+        self._transition(Event.ABORT)
+        return AbortError(reason, detail)
+
+    def _header(self) -> tuple[bytes, int, int]:
+        return self.session.id, self.session.round, SERVER
+
+    # -- receive -------------------------------------------------------------------------------
+    def receive(self, message: Message) -> None:
+        self._check_incoming(message, self._seen())
+        handler = {
+            AdvertiseKeys: self._on_keys,
+            ShareKeys: self._on_shares,
+            MaskedInput: self._on_masked_input,
+            SurvivorsSignature: self._on_signature,
+            UnmaskResponse: self._on_unmask,
+        }[type(message)]
+        handler(message)  # type: ignore[operator]
+
+    def _on_keys(self, msg: AdvertiseKeys) -> None:
+        u = msg.sender
+        if len(self._keys) >= self._config.num_clients:
+            raise UnknownSenderError(
+                f"already {self._config.num_clients} clients (num_clients); {u} is one too many",
+                sender=u,
+            )
+        if len(msg.c_pk) != 32 or len(msg.s_pk) != 32 or msg.c_pk == msg.s_pk:
+            raise RemoteProtocolError("c_pk and s_pk must be two distinct 32-byte keys", sender=u)
+        taken = {k for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
+        if msg.c_pk in taken or msg.s_pk in taken:
+            raise RemoteProtocolError("public keys repeat another client's keys", sender=u)
+        if self._directory is not None:
+            self._require_member(u, self._directory, "the signing-key directory")
+            verify(self._directory[u], keys_message(msg, u, self.session), msg.signature, sender=u)
+        self._keys[u] = PublicKeys(u, msg.c_pk, msg.s_pk, msg.signature)
+
+    def _on_shares(self, msg: ShareKeys) -> None:
+        u = msg.sender
+        self._require_member(u, self._keys, "U1 (it advertised no keys)")
+        receivers = [share.peer for share in msg.shares]
+        if sorted(receivers) != sorted(self.graph.neighbours(u)) or len(set(receivers)) != len(
+            receivers
+        ):
+            raise RoutingError(
+                "a ShareKeys message needs exactly one box per neighbour in U1", sender=u
+            )
+        size = OVERHEAD + 2 * self._shamir.share_bytes
+        if any(len(share.box) != size for share in msg.shares):
+            raise WrongLengthError(f"every share box is {size} bytes", sender=u)
+        self._boxes[u] = {share.peer: share.box for share in msg.shares}
+
+    def _on_masked_input(self, msg: MaskedInput) -> None:
+        u = msg.sender
+        self._require_member(u, self._u2, "U2 (it shared no keys, or too few of its neighbours did)")
+        self._ring.check(msg.vector, self.session.dim, sender=u)
+        self._ring.add_(self._sum, msg.vector)
+        self._u3.add(u)
+
+    def _on_signature(self, msg: SurvivorsSignature) -> None:
+        u = msg.sender
+        self._require_member(u, self._survivors, "U3")
+        assert self._directory is not None
+        verify(
+            self._directory[u], survivors_message(self._survivors, self.session), msg.signature,
+            sender=u,
+        )
+        self._signatures[u] = msg.signature
+
+    def _on_unmask(self, msg: UnmaskResponse) -> None:
+        u = msg.sender
+        asked = self._signatures if self._config.consistency_check else self._survivors
+        self._require_member(u, asked, "the clients asked to unmask")
+        held = self.graph.neighbours(u) & self._u2
+        expected_b = sorted(held & self._u3)
+        expected_s = sorted(held - self._u3)
+        if [s.owner for s in msg.self_mask_shares] != expected_b or [
+            s.owner for s in msg.key_shares
+        ] != expected_s:
+            raise RoutingError(
+                f"expected b-shares of {expected_b} and s-shares of {expected_s}", sender=u
+            )
+        for share in (*msg.self_mask_shares, *msg.key_shares):
+            try:
+                self._shamir.share_from_bytes(share.share)
+            except ShamirError as exc:
+                raise WrongLengthError(f"malformed share of {share.owner}: {exc}", sender=u) from exc
+        self._responses[u] = msg
+
+    # -- deadlines -----------------------------------------------------------------------------
+    def on_deadline(self, phase: Any) -> dict[int, Message]:
+        self._check_open_phase(phase)
+        close = {
+            Phase.ADVERTISE_KEYS: self._close_keys,
+            Phase.SHARE_KEYS: self._close_shares,
+            Phase.MASKED_INPUT: self._close_inputs,
+            Phase.CONSISTENCY_CHECK: self._close_signatures,
+            Phase.UNMASKING: self._close_unmasking,
+        }[phase]
+        replies = close()
+        self._transition(Event.DEADLINE)
+        return replies
+
+    def _close_keys(self) -> dict[int, Message]:
+        t, m = self._shamir.threshold, self._config.min_survivors or 0
+        if len(self._keys) < max(m, t + 1):
+            raise self._abort(
+                "too-few-clients",
+                f"{len(self._keys)} clients advertised keys, at least {max(m, t + 1)} needed",
+            )
+        seed = graph_seed(self.session.id, self.session.round)
+        self._graph = NeighbourGraph(self._keys, self._config.num_neighbors or 0, seed)
+        roster = self._graph.roster
+        return {
+            u: ServerKeys(
+                *self._header(),
+                roster,
+                tuple(self._keys[v] for v in sorted(self._graph.neighbours(u))),
+            )
+            for u in roster
+        }
+
+    def _close_shares(self) -> dict[int, Message]:
+        # U2: clients that shared keys, as long as at least t of their neighbours did too
+        # (otherwise their self mask could never be removed). Removing one can drop another
+        # below t, so iterate to the fixed point.
+        t = self._shamir.threshold
+        u2 = set(self._boxes)
+        while True:
+            short = {u for u in u2 if len(self.graph.neighbours(u) & u2) < t}
+            if not short:
+                break
+            u2 -= short
+        if len(u2) < (self._config.min_survivors or 0):
+            raise self._abort(
+                "too-few-survivors",
+                f"{len(u2)} clients shared keys with enough live neighbours, "
+                f"min_survivors={self._config.min_survivors}",
+            )
+        self._u2 = frozenset(u2)
+        return {
+            v: ForwardedShares(
+                *self._header(),
+                tuple(
+                    EncryptedShare(u, self._boxes[u][v])
+                    for u in sorted(self.graph.neighbours(v) & self._u2)
+                ),
+            )
+            for v in sorted(self._u2)
+        }
+
+    def _close_inputs(self) -> dict[int, Message]:
+        if len(self._u3) < (self._config.min_survivors or 0):
+            raise self._abort(
+                "too-few-survivors",
+                f"{len(self._u3)} masked inputs arrived, min_survivors={self._config.min_survivors}",
+            )
+        self._survivors = tuple(sorted(self._u3))
+        if self._config.consistency_check:
+            request: Message = SurvivorsRequest(*self._header(), self._survivors)
+        else:
+            request = UnmaskRequest(*self._header(), self._survivors, ())
+        return {u: request for u in self._survivors}
+
+    def _close_signatures(self) -> dict[int, Message]:
+        t = self._shamir.threshold
+        if len(self._signatures) < t:
+            raise self._abort(
+                "too-few-signatures",
+                f"{len(self._signatures)} clients signed the survivor set, t={t} needed",
+            )
+        signatures = tuple(SignatureOf(u, sig) for u, sig in sorted(self._signatures.items()))
+        request = UnmaskRequest(*self._header(), self._survivors, signatures)
+        return {u: request for u in sorted(self._signatures)}
+
+    def _close_unmasking(self) -> dict[int, Message]:
+        # Gather the shares per owner: (holder points, share arrays).
+        b_shares: dict[int, list[tuple[int, bytes]]] = {}
+        s_shares: dict[int, list[tuple[int, bytes]]] = {}
+        for holder, response in sorted(self._responses.items()):
+            for share in response.self_mask_shares:
+                b_shares.setdefault(share.owner, []).append((holder, share.share))
+            for share in response.key_shares:
+                s_shares.setdefault(share.owner, []).append((holder, share.share))
+        survivors = self._survivors
+        dropped = sorted(
+            v for v in self._u2 - self._u3 if self.graph.neighbours(v) & self._u3
+        )  # shared keys, then vanished, and some survivor masked with them
+        b_seeds = self._reconstruct(survivors, b_shares, "self mask b_v")
+        s_keys = self._reconstruct(dropped, s_shares, "masking key s_v^SK")
+        pairs: list[tuple[bytes, int]] = []
+        for v in dropped:
+            try:
+                keypair = KeyPair.from_private_bytes(s_keys[v])
+            except CryptoError as exc:  # pragma: no cover - length is fixed by Shamir
+                raise self._abort("bad-key-shares", str(exc)) from exc
+            if keypair.public != self._keys[v].s_pk:
+                raise self._abort(
+                    "bad-key-shares",
+                    f"the shares of client {v}'s s_v^SK rebuild a key that does not match s_v^PK: "
+                    "a share holder sent a corrupt share",
+                )
+            for w in sorted(self.graph.neighbours(v) & self._u3):
+                shared = keypair.agree(self._keys[w].s_pk, sender=w)
+                # y_w holds Delta_{w,v} PRG(s_{w,v}); subtract it.
+                pairs.append((pairwise_key(shared, w, v, self.session), -pairwise_sign(w, v)))
+        masker = Masker(self._ring, self.session.dim)
+        for v in survivors:
+            masker.apply(self._sum, self_mask_key(b_seeds[v], self.session), -1)
+        for key, sign in pairs:
+            masker.apply(self._sum, key, sign)
+        self._result = AggregateResult(self._sum, frozenset(survivors))
+        return {}
+
+    def _reconstruct(
+        self, owners: Any, shares: dict[int, list[tuple[int, bytes]]], what: str
+    ) -> dict[int, bytes]:
+        t = self._shamir.threshold
+        out: dict[int, bytes] = {}
+        for v in owners:
+            got = shares.get(v, [])
+            if len(got) < t:
+                raise self._abort(
+                    "too-few-shares",
+                    f"{len(got)} shares of client {v}'s {what} arrived, t={t} needed",
+                )
+            xs = [holder + 1 for holder, _ in got]
+            ys = np.stack([self._shamir.share_from_bytes(data) for _, data in got])[:, None, :]
+            try:
+                out[v] = self._shamir.reconstruct(xs, ys)[0]
+            except InconsistentSharesError as exc:
+                raise self._abort("inconsistent-shares", f"client {v}'s {what}: {exc}") from exc
+        return out
