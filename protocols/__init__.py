@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from secagg.protocol import Protocol, Registry
-from secagg.protocols.plain import Plain
-from secagg.protocols.secagg import SecAgg
-from secagg.protocols.secaggplus import SecAggPlus
+
+from .plain import Plain
+from .secagg import SecAgg
+from .secaggplus import SecAggPlus
 
 registry = Registry()
 for _cls in (Plain, SecAgg, SecAggPlus):

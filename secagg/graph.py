@@ -334,4 +334,3 @@ class NeighbourGraph:
     def __repr__(self) -> str:
         kind = "complete" if self.complete else f"harary k={self.degree}"
         return f"<NeighbourGraph {kind} on {len(self.roster)} clients>"
-

@@ -173,9 +173,13 @@ class _Machine(Generic[State]):
     """State holder with one mutator driven by the class's transition table."""
 
     TRANSITIONS: ClassVar[Mapping[tuple[Any, Any], Any]]
+    """The class's table; a machine whose phases depend on its config passes its own."""
 
-    def __init__(self, initial: State) -> None:
+    def __init__(
+        self, initial: State, transitions: Mapping[tuple[Any, Any], Any] | None = None
+    ) -> None:
         self._state: State | Terminal = initial
+        self._table = self.TRANSITIONS if transitions is None else transitions
 
     @property
     def state(self) -> State | Terminal:
@@ -188,7 +192,7 @@ class _Machine(Generic[State]):
 
     def _next_state(self, event: Any) -> State | Terminal:
         try:
-            nxt: State | Terminal = self.TRANSITIONS[(self._state, event)]
+            nxt: State | Terminal = self._table[(self._state, event)]
         except KeyError:
             raise LocalProtocolError(
                 f"{type(self).__name__}: no transition from {self._state} on {event}"
@@ -203,8 +207,14 @@ class _Machine(Generic[State]):
 class ClientMachine(_Machine[State], ABC):
     """A protocol's client. Subclasses define ``TRANSITIONS`` and the phase handlers."""
 
-    def __init__(self, initial: State, identity: int, session: Session) -> None:
-        super().__init__(initial)
+    def __init__(
+        self,
+        initial: State,
+        identity: int,
+        session: Session,
+        transitions: Mapping[tuple[Any, Any], Any] | None = None,
+    ) -> None:
+        super().__init__(initial, transitions)
         if isinstance(identity, bool) or not isinstance(identity, int):
             raise ConfigError(f"client id must be an int, got {identity!r}", parameter="identity")
         if not 0 <= identity < CLIENT_ID_LIMIT:
@@ -239,8 +249,13 @@ class ServerMachine(_Machine[State], ABC):
     ACCEPTS: ClassVar[Mapping[Any, type[Message]]]
     """Which client message type each phase collects."""
 
-    def __init__(self, initial: State, session: Session) -> None:
-        super().__init__(initial)
+    def __init__(
+        self,
+        initial: State,
+        session: Session,
+        transitions: Mapping[tuple[Any, Any], Any] | None = None,
+    ) -> None:
+        super().__init__(initial, transitions)
         self.session = session
         self._result: AggregateResult | None = None
 

@@ -197,9 +197,7 @@ def simulate(
     credentials, directory = _credentials(proto, ids, rng.fork("credentials"))
     server = proto.server(session, rng.fork("server"), directory=directory)
     clients: dict[int, ClientMachine[Any]] = {
-        cid: proto.client(
-            cid, session, rng.fork(f"client/{cid}"), credentials=credentials.get(cid)
-        )
+        cid: proto.client(cid, session, rng.fork(f"client/{cid}"), credentials=credentials.get(cid))
         for cid in ids
     }
     input_index = phases.index(proto.input_phase)

@@ -7,8 +7,8 @@ difference between ``plain`` and any other protocol is the cost of the security 
 Nothing is protected: the server sees every client's (quantized) update.
 """
 
-from secagg.protocols.plain.machines import PlainClient, PlainServer
-from secagg.protocols.plain.messages import Input, Phase
-from secagg.protocols.plain.protocol import Plain, PlainConfig
+from .machines import PlainClient, PlainServer
+from .messages import Input, Phase
+from .protocol import Plain, PlainConfig
 
 __all__ = ["Input", "Phase", "Plain", "PlainClient", "PlainConfig", "PlainServer"]

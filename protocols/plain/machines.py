@@ -13,11 +13,12 @@ from secagg.protocol import (
     Session,
     Terminal,
 )
-from secagg.protocols.plain.messages import Input, Phase
 from secagg.quantize import Quantizer
 from secagg.randomness import RandomSource
 from secagg.ring import RingVector
 from secagg.wire import Message
+
+from .messages import Input, Phase
 
 
 class PlainClient(ClientMachine[Phase]):

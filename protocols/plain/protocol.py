@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 from secagg.errors import ConfigError
 from secagg.protocol import CommonConfig, Credentials, Protocol, Session
-from secagg.protocols.plain.machines import PlainClient, PlainServer
-from secagg.protocols.plain.messages import NAME, VERSION, Phase
 from secagg.randomness import RandomSource
+
+from .machines import PlainClient, PlainServer
+from .messages import NAME, VERSION, Phase
 
 
 @dataclass(frozen=True, slots=True)

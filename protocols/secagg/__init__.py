@@ -4,6 +4,6 @@ It is :mod:`secagg.protocols.secaggplus` with k = n - 1: the same machines and w
 (the wire header names ``secaggplus``). See ``SPEC.md`` in this folder.
 """
 
-from secagg.protocols.secagg.protocol import SecAgg, SecAggConfig
+from .protocol import SecAgg, SecAggConfig
 
 __all__ = ["SecAgg", "SecAggConfig"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from secagg.protocols.secaggplus.config import SecAggPlusConfig
-from secagg.protocols.secaggplus.protocol import SecAggPlus
+from ..secaggplus.config import SecAggPlusConfig
+from ..secaggplus.protocol import SecAggPlus
 
 __all__ = ["SecAgg", "SecAggConfig"]
 

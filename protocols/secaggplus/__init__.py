@@ -4,10 +4,10 @@ See ``SPEC.md`` in this folder for the rounds, the notation mapped to our names,
 model and what is and is not protected. ``secagg`` is this protocol on the complete graph.
 """
 
-from secagg.protocols.secaggplus.client import SecAggPlusClient
-from secagg.protocols.secaggplus.config import SecAggPlusConfig
-from secagg.protocols.secaggplus.messages import Phase
-from secagg.protocols.secaggplus.protocol import SecAggPlus
-from secagg.protocols.secaggplus.server import SecAggPlusServer
+from .client import SecAggPlusClient
+from .config import SecAggPlusConfig
+from .messages import Phase
+from .protocol import SecAggPlus
+from .server import SecAggPlusServer
 
 __all__ = ["Phase", "SecAggPlus", "SecAggPlusClient", "SecAggPlusConfig", "SecAggPlusServer"]

@@ -7,6 +7,7 @@ message (a :class:`~secagg.errors.RemoteProtocolError`) leaves the machine as it
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 from secagg.errors import (
@@ -25,9 +26,14 @@ from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SignedPurpose, signed_message, verify
 from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import SERVER, ClientMachine, Credentials, Event, Session, Terminal
-from secagg.protocols.secaggplus.config import SecAggPlusConfig
-from secagg.protocols.secaggplus.masks import Masker, pairwise_key, pairwise_sign, self_mask_key
-from secagg.protocols.secaggplus.messages import (
+from secagg.quantize import Quantizer
+from secagg.randomness import RandomSource
+from secagg.ring import RingVector
+from secagg.wire import Message
+
+from .config import SecAggPlusConfig
+from .masks import Masker, pairwise_key, pairwise_sign, self_mask_key
+from .messages import (
     AdvertiseKeys,
     EncryptedShare,
     ForwardedShares,
@@ -42,10 +48,6 @@ from secagg.protocols.secaggplus.messages import (
     UnmaskRequest,
     UnmaskResponse,
 )
-from secagg.quantize import Quantizer
-from secagg.randomness import RandomSource
-from secagg.ring import RingVector
-from secagg.wire import Message
 
 __all__ = ["SecAggPlusClient", "client_transitions"]
 
@@ -70,7 +72,7 @@ def client_transitions(consistency_check: bool) -> dict[tuple[Any, Any], Any]:
 
 def check_id_list(ids: tuple[int, ...], what: str) -> frozenset[int]:
     """A strictly increasing list of ids (the canonical form on the wire) as a set."""
-    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+    if any(a >= b for a, b in pairwise(ids)):
         raise RemoteProtocolError(f"{what} must be strictly increasing client ids")
     return frozenset(ids)
 
@@ -83,7 +85,6 @@ def keys_message(keys: PublicKeys | AdvertiseKeys, client: int, session: Session
         round=session.round,
         fields=(keys.c_pk, keys.s_pk, client),
     )
-
 
 
 def survivors_message(survivors: tuple[int, ...], session: Session) -> bytes:
@@ -121,10 +122,11 @@ class SecAggPlusClient(ClientMachine[Phase]):
         rng: RandomSource,
         credentials: Credentials | None = None,
     ) -> None:
-        super().__init__(Phase.ADVERTISE_KEYS, identity, session)
+        super().__init__(
+            Phase.ADVERTISE_KEYS, identity, session, client_transitions(config.consistency_check)
+        )
         if config.consistency_check and credentials is None:
             raise LocalProtocolError("consistency_check needs the client's credentials")
-        self.TRANSITIONS = client_transitions(config.consistency_check)
         self._config = config
         self._quantizer = quantizer
         self._ring = quantizer.ring
@@ -283,7 +285,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
             plaintext = self._open(share)
             if len(plaintext) != 2 * width:
                 raise RemoteProtocolError(
-                    f"client {share.peer}'s share box holds {len(plaintext)} bytes, not {2 * width}",
+                    f"share box holds {len(plaintext)} bytes, not {2 * width}",
                     sender=share.peer,
                 )
             held[share.peer] = (plaintext[:width], plaintext[width:])
@@ -375,7 +377,9 @@ class SecAggPlusClient(ClientMachine[Phase]):
         directory: Mapping[int, bytes] = self._credentials.directory
         signers = [s.client for s in msg.signatures]
         if len(set(signers)) != len(signers) or not set(signers) <= set(msg.survivors):
-            raise RefusedRequestError("signatures must come once each from survivors", sender=SERVER)
+            raise RefusedRequestError(
+                "signatures must come once each from survivors", sender=SERVER
+            )
         if len(signers) < self._shamir.threshold:
             raise RefusedRequestError(
                 f"{len(signers)} signatures of the survivor set, t={self._shamir.threshold} needed",
@@ -386,4 +390,3 @@ class SecAggPlusClient(ClientMachine[Phase]):
             if s.client not in directory:
                 raise UnknownSenderError(f"signer {s.client} is not in the directory")
             verify(directory[s.client], signed, s.signature, sender=s.client)
-

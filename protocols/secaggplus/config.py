@@ -17,7 +17,9 @@ def _choice(value: object, name: str) -> Adversary:
         return Adversary(value)
     except ValueError:
         options = ", ".join(a.value for a in Adversary)
-        raise ConfigError(f"{name} must be one of {options}, got {value!r}", parameter=name) from None
+        raise ConfigError(
+            f"{name} must be one of {options}, got {value!r}", parameter=name
+        ) from None
 
 
 def _is_int(value: object) -> bool:

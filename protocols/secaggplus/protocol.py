@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from secagg.protocol import Credentials, Protocol, Session
-from secagg.protocols.secaggplus.client import SecAggPlusClient
-from secagg.protocols.secaggplus.config import SecAggPlusConfig
-from secagg.protocols.secaggplus.messages import NAME, VERSION, Phase
-from secagg.protocols.secaggplus.server import SecAggPlusServer
 from secagg.randomness import RandomSource
+
+from .client import SecAggPlusClient
+from .config import SecAggPlusConfig
+from .messages import NAME, VERSION, Phase
+from .server import SecAggPlusServer
 
 __all__ = ["SecAggPlus"]
 
@@ -32,9 +33,7 @@ class SecAggPlus(Protocol[SecAggPlusConfig]):
     def phases(self) -> tuple[Any, ...]:
         """ADVERTISE_KEYS, SHARE_KEYS, MASKED_INPUT, [CONSISTENCY_CHECK], UNMASKING."""
         return tuple(
-            p
-            for p in Phase
-            if self.config.consistency_check or p is not Phase.CONSISTENCY_CHECK
+            p for p in Phase if self.config.consistency_check or p is not Phase.CONSISTENCY_CHECK
         )
 
     @property

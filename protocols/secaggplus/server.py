@@ -8,7 +8,7 @@ inputs are in the sum), U4 signed U3 (consistency check only), U5 sent unmasking
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,10 +30,13 @@ from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import verify
 from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import SERVER, AggregateResult, Event, ServerMachine, Session, Terminal
-from secagg.protocols.secaggplus.client import keys_message, survivors_message
-from secagg.protocols.secaggplus.config import SecAggPlusConfig
-from secagg.protocols.secaggplus.masks import Masker, pairwise_key, pairwise_sign, self_mask_key
-from secagg.protocols.secaggplus.messages import (
+from secagg.ring import Ring
+from secagg.wire import Message
+
+from .client import keys_message, survivors_message
+from .config import SecAggPlusConfig
+from .masks import Masker, pairwise_key, pairwise_sign, self_mask_key
+from .messages import (
     AdvertiseKeys,
     EncryptedShare,
     ForwardedShares,
@@ -42,15 +45,12 @@ from secagg.protocols.secaggplus.messages import (
     PublicKeys,
     ServerKeys,
     ShareKeys,
-    ShareOf,
     SignatureOf,
     SurvivorsRequest,
     SurvivorsSignature,
     UnmaskRequest,
     UnmaskResponse,
 )
-from secagg.ring import Ring
-from secagg.wire import Message
 
 __all__ = ["SecAggPlusServer", "server_transitions"]
 
@@ -96,10 +96,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
         ring: Ring,
         directory: Mapping[int, bytes] | None = None,
     ) -> None:
-        super().__init__(Phase.ADVERTISE_KEYS, session)
+        super().__init__(
+            Phase.ADVERTISE_KEYS, session, server_transitions(config.consistency_check)
+        )
         if config.consistency_check and directory is None:
             raise LocalProtocolError("consistency_check needs the clients' signing-key directory")
-        self.TRANSITIONS = server_transitions(config.consistency_check)
         self._config = config
         self._ring = ring
         self._directory = directory
@@ -122,14 +123,15 @@ class SecAggPlusServer(ServerMachine[Phase]):
             raise LocalProtocolError("the graph is fixed when ADVERTISE_KEYS closes")
         return self._graph
 
-    def _seen(self) -> set[int] | dict[int, Any]:
-        return {
+    def _seen(self) -> Container[int]:
+        seen: dict[Phase, Container[int]] = {
             Phase.ADVERTISE_KEYS: self._keys,
             Phase.SHARE_KEYS: self._boxes,
             Phase.MASKED_INPUT: self._u3,
             Phase.CONSISTENCY_CHECK: self._signatures,
             Phase.UNMASKING: self._responses,
-        }[self.state]  # type: ignore[index]
+        }
+        return seen[self.state]  # type: ignore[index]
 
     def _require_member(self, sender: int, members: Any, what: str) -> None:
         if sender not in members:
@@ -188,7 +190,9 @@ class SecAggPlusServer(ServerMachine[Phase]):
 
     def _on_masked_input(self, msg: MaskedInput) -> None:
         u = msg.sender
-        self._require_member(u, self._u2, "U2 (it shared no keys, or too few of its neighbours did)")
+        self._require_member(
+            u, self._u2, "U2 (it shared no keys, or too few of its neighbours did)"
+        )
         self._ring.check(msg.vector, self.session.dim, sender=u)
         self._ring.add_(self._sum, msg.vector)
         self._u3.add(u)
@@ -198,7 +202,9 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._require_member(u, self._survivors, "U3")
         assert self._directory is not None
         verify(
-            self._directory[u], survivors_message(self._survivors, self.session), msg.signature,
+            self._directory[u],
+            survivors_message(self._survivors, self.session),
+            msg.signature,
             sender=u,
         )
         self._signatures[u] = msg.signature
@@ -220,7 +226,9 @@ class SecAggPlusServer(ServerMachine[Phase]):
             try:
                 self._shamir.share_from_bytes(share.share)
             except ShamirError as exc:
-                raise WrongLengthError(f"malformed share of {share.owner}: {exc}", sender=u) from exc
+                raise WrongLengthError(
+                    f"malformed share of {share.owner}: {exc}", sender=u
+                ) from exc
         self._responses[u] = msg
 
     # -- deadlines -----------------------------------------------------------------------------
@@ -289,7 +297,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
         if len(self._u3) < (self._config.min_survivors or 0):
             raise self._abort(
                 "too-few-survivors",
-                f"{len(self._u3)} masked inputs arrived, min_survivors={self._config.min_survivors}",
+                f"{len(self._u3)} masked inputs arrived, "
+                f"min_survivors={self._config.min_survivors}",
             )
         self._survivors = tuple(sorted(self._u3))
         if self._config.consistency_check:
