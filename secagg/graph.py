@@ -107,8 +107,11 @@ def _check_rates(dropout_rate: float, corrupted_fraction: float, adversary: Adve
 
 
 def _counts(n: int, dropout_rate: float, corrupted_fraction: float) -> tuple[int, int]:
+    """floor(gamma n) corrupted clients; ceil(delta n) dropouts (so that a rate > 0 always
+    budgets at least one dropout: 10% of 8 clients means surviving one, not none). Both round
+    towards the safe side."""
     corrupted = math.floor((corrupted_fraction + _EPS) * n)
-    dropped = math.floor((dropout_rate + _EPS) * n)
+    dropped = math.ceil((dropout_rate - _EPS) * n)
     return corrupted, dropped
 
 
@@ -150,7 +153,7 @@ def security_threshold(
 ) -> int:
     """The least t (>= 2) such that, except with probability 2^-(sigma+1) over the graph, no
     client has so many corrupted neighbours that the adversary can rebuild its secrets."""
-    corrupted = math.floor((corrupted_fraction + _EPS) * n)
+    corrupted = _counts(n, 0.0, corrupted_fraction)[0]
     eps = 2.0 ** -(security_bits + 1) / n
     adv = hypergeom(n, corrupted, k)  # corrupted neighbours of one client
     a_star = next(a for a in range(k + 1) if adv.sf(a) <= eps)
@@ -162,7 +165,7 @@ def correctness_threshold(
 ) -> int:
     """The greatest t such that some client keeps fewer than t live neighbours with
     probability at most 2^-eta (0 when no t qualifies)."""
-    dropped = math.floor((dropout_rate + _EPS) * n)
+    dropped = _counts(n, dropout_rate, 0.0)[1]
     eps = 2.0**-correctness_bits / n
     live = hypergeom(n, n - dropped, k)
     return max((t for t in range(1, k + 1) if live.cdf(t - 1) <= eps), default=0)

@@ -132,7 +132,6 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._ring = quantizer.ring
         self._credentials = credentials
         self._rng = rng
-        self._dither = rng.fork("dither")
         self._shamir = Shamir(config.threshold or 2)
         self._c = KeyPair.generate(rng.fork("c"))
         self._s = KeyPair.generate(rng.fork("s"))
@@ -153,7 +152,9 @@ class SecAggPlusClient(ClientMachine[Phase]):
             raise LocalProtocolError(
                 f"update has {len(vector)} entries, the session's dim is {self.session.dim}"
             )
-        self._encoded = self._quantizer.quantize(vector, self._dither, weight=weight)
+        # The dither key is the first draw from rng itself (everything else uses forks), as
+        # in ``plain``: for one seed, every protocol encodes a client's update identically.
+        self._encoded = self._quantizer.quantize(vector, self._rng, weight=weight)
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_header(self, message: Message) -> None:
