@@ -123,7 +123,10 @@ def _round(n: int, d: int, benchmark: Any, name: str = "secaggplus") -> Any:
     phases = proto.phases
     dropouts = {int(c): phases[int(rng.integers(0, len(phases)))] for c in dropped}
     result = benchmark.pedantic(
-        simulate, args=(proto, inputs), kwargs={"dropouts": dropouts, "seed": 1}, rounds=1,
+        simulate,
+        args=(proto, inputs),
+        kwargs={"dropouts": dropouts, "seed": 1},
+        rounds=1,
         iterations=1,
     )
     benchmark.extra_info.update(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from secagg import protocols, simulate
 from secagg.errors import AbortError, ConfigError
 from secagg.graph import NeighbourGraph, graph_seed
+from tests.conftest import requires_cuda
 
 MASKING = ["secagg", "secaggplus"]
 LOOSE = {"dropout_rate": 0.0, "corrupted_fraction": 0.0, "adversary": "semi-honest"}
@@ -208,3 +209,20 @@ def test_defaults_are_chosen_safely_and_exposed() -> None:
     with pytest.raises(ConfigError) as info:
         protocols.get("secaggplus", num_clients=10, adversary="malicious")
     assert info.value.parameter == "adversary"
+
+
+@requires_cuda
+@pytest.mark.parametrize("name", MASKING)
+def test_cuda_inputs_are_masked_on_the_device_bit_identically(name: str) -> None:
+    n = 6
+    proto = _make(name, n, 3)
+    inputs = _inputs(n, 1031)
+    on_cpu = simulate(proto, inputs, seed=4, dropouts={2: proto.phases[2]})
+    on_gpu = simulate(
+        proto,
+        {c: torch.from_numpy(x).cuda() for c, x in inputs.items()},
+        seed=4,
+        dropouts={2: proto.phases[2]},
+    )
+    np.testing.assert_array_equal(on_cpu.ring_sum, on_gpu.ring_sum)
+    assert on_gpu.sum.device.type == "cuda"
