@@ -87,10 +87,6 @@ class GraphParameters:
     num_neighbors: int
     threshold: int
 
-    @property
-    def complete(self) -> bool:
-        return self.num_neighbors >= self.num_clients - 1
-
 
 def _check_rates(dropout_rate: float, corrupted_fraction: float, adversary: Adversary) -> None:
     for name, value in (("dropout_rate", dropout_rate), ("corrupted_fraction", corrupted_fraction)):

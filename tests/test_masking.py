@@ -151,22 +151,24 @@ def test_weighted_sum_of_layer_lists(name: str) -> None:
         assert np.max(np.abs(result.sum[layer] - want)) <= bound
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
 @pytest.mark.parametrize("name", MASKING)
-def test_torch_inputs_give_the_same_ring_sum_as_numpy(name: str) -> None:
-    """The torch path (the one CUDA tensors take: quantize and mask on the device, only the
-    masked vector leaves it) is bit-identical to numpy; here on the CPU device."""
+def test_torch_inputs_give_the_same_ring_sum_as_numpy(name: str, device: str) -> None:
+    """The torch path (quantize and mask on the tensor's device, only the masked vector
+    leaves it) is bit-identical to numpy: on the CPU device here, on CUDA where present."""
     n = 6
     proto = _make(name, n, 3)
-    inputs = _inputs(n, 257)
+    inputs = _inputs(n, 1031)
     as_numpy = simulate(proto, inputs, seed=4, dropouts={2: proto.phases[2]})
     as_torch = simulate(
         proto,
-        {c: torch.from_numpy(x) for c, x in inputs.items()},
+        {c: torch.from_numpy(x).to(device) for c, x in inputs.items()},
         seed=4,
         dropouts={2: proto.phases[2]},
     )
     np.testing.assert_array_equal(as_numpy.ring_sum, as_torch.ring_sum)
     assert isinstance(as_torch.sum, torch.Tensor)
+    assert as_torch.sum.device.type == device
 
 
 def test_64_bit_ring() -> None:
@@ -209,20 +211,3 @@ def test_defaults_are_chosen_safely_and_exposed() -> None:
     with pytest.raises(ConfigError) as info:
         protocols.get("secaggplus", num_clients=10, adversary="malicious")
     assert info.value.parameter == "adversary"
-
-
-@requires_cuda
-@pytest.mark.parametrize("name", MASKING)
-def test_cuda_inputs_are_masked_on_the_device_bit_identically(name: str) -> None:
-    n = 6
-    proto = _make(name, n, 3)
-    inputs = _inputs(n, 1031)
-    on_cpu = simulate(proto, inputs, seed=4, dropouts={2: proto.phases[2]})
-    on_gpu = simulate(
-        proto,
-        {c: torch.from_numpy(x).cuda() for c, x in inputs.items()},
-        seed=4,
-        dropouts={2: proto.phases[2]},
-    )
-    np.testing.assert_array_equal(on_cpu.ring_sum, on_gpu.ring_sum)
-    assert on_gpu.sum.device.type == "cuda"

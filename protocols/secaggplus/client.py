@@ -128,11 +128,12 @@ class SecAggPlusClient(ClientMachine[Phase]):
         if config.consistency_check and credentials is None:
             raise LocalProtocolError("consistency_check needs the client's credentials")
         self._config = config
+        self._params = config.parameters
         self._quantizer = quantizer
         self._ring = quantizer.ring
         self._credentials = credentials
         self._rng = rng
-        self._shamir = Shamir(config.threshold or 2)
+        self._shamir = Shamir(self._params.threshold)
         self._c = KeyPair.generate(rng.fork("c"))
         self._s = KeyPair.generate(rng.fork("s"))
         self._encoded: RingVector | None = None
@@ -209,7 +210,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         if self.identity not in roster:
             raise RefusedRequestError(f"client {self.identity} is not on the roster", sender=SERVER)
         graph = NeighbourGraph(
-            roster, self._config.num_neighbors or 0, graph_seed(self.session.id, self.session.round)
+            roster, self._params.num_neighbors, graph_seed(self.session.id, self.session.round)
         )
         neighbours = graph.neighbours(self.identity)
         got = [k.client for k in msg.keys]
@@ -327,10 +328,10 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 f"the survivor set omits client {self.identity}, which sent its masked input",
                 sender=SERVER,
             )
-        if len(u3) < (self._config.min_survivors or 0):
+        if len(u3) < self._params.min_survivors:
             raise RefusedRequestError(
                 f"refusing to unmask a sum of {len(u3)} inputs "
-                f"(min_survivors={self._config.min_survivors})",
+                f"(min_survivors={self._params.min_survivors})",
                 sender=SERVER,
             )
         strangers = (u3 & set(self._peers)) - set(self._held)

@@ -9,7 +9,16 @@ from secagg.errors import ConfigError
 from secagg.graph import Adversary, check_parameters, find_parameters, security_threshold
 from secagg.protocol import CommonConfig
 
-__all__ = ["SecAggPlusConfig"]
+__all__ = ["MaskingParameters", "SecAggPlusConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class MaskingParameters:
+    """The resolved (t, k, min_survivors) of a validated config, all ints."""
+
+    threshold: int
+    num_neighbors: int
+    min_survivors: int
 
 
 def _choice(value: object, name: str) -> Adversary:
@@ -112,6 +121,13 @@ class SecAggPlusConfig(CommonConfig):
         object.__setattr__(self, "num_neighbors", k)
         object.__setattr__(self, "threshold", t)
         object.__setattr__(self, "min_survivors", m)
+
+    @property
+    def parameters(self) -> MaskingParameters:
+        """t, k and min_survivors as chosen or checked in ``__post_init__``."""
+        t, k, m = self.threshold, self.num_neighbors, self.min_survivors
+        assert t is not None and k is not None and m is not None  # set by __post_init__
+        return MaskingParameters(t, k, m)
 
     @property
     def adversary_model(self) -> Adversary:

@@ -47,14 +47,12 @@ class SecAggPlus(Protocol[SecAggPlusConfig]):
     @property
     def threshold(self) -> int:
         """t, the Shamir threshold among a client's neighbours."""
-        assert self.config.threshold is not None
-        return self.config.threshold
+        return self.config.parameters.threshold
 
     @property
     def num_neighbors(self) -> int:
         """k, each client's degree (num_clients - 1 on the complete graph)."""
-        assert self.config.num_neighbors is not None
-        return self.config.num_neighbors
+        return self.config.parameters.num_neighbors
 
     def client(
         self,

@@ -12,10 +12,10 @@ from collections.abc import Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from secagg.errors import (
     AbortError,
-    CryptoError,
     InconsistentSharesError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -45,6 +45,7 @@ from .messages import (
     PublicKeys,
     ServerKeys,
     ShareKeys,
+    ShareOf,
     SignatureOf,
     SurvivorsRequest,
     SurvivorsSignature,
@@ -102,9 +103,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
         if config.consistency_check and directory is None:
             raise LocalProtocolError("consistency_check needs the clients' signing-key directory")
         self._config = config
+        self._params = config.parameters
         self._ring = ring
         self._directory = directory
-        self._shamir = Shamir(config.threshold or 2)
+        self._shamir = Shamir(self._params.threshold)
         self._keys: dict[int, PublicKeys] = {}  # U1
         self._graph: NeighbourGraph | None = None
         self._boxes: dict[int, dict[int, bytes]] = {}  # U2: sender -> receiver -> box
@@ -113,7 +115,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._u3: set[int] = set()
         self._survivors: tuple[int, ...] = ()
         self._signatures: dict[int, bytes] = {}  # U4
-        self._responses: dict[int, UnmaskResponse] = {}  # U5
+        self._responders: set[int] = set()  # U5
+        # owner -> [(holder's Shamir point, parsed share)], filed as responses arrive
+        self._b_shares: dict[int, list[tuple[int, npt.NDArray[np.uint64]]]] = {}
+        self._s_shares: dict[int, list[tuple[int, npt.NDArray[np.uint64]]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -129,7 +134,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
             Phase.SHARE_KEYS: self._boxes,
             Phase.MASKED_INPUT: self._u3,
             Phase.CONSISTENCY_CHECK: self._signatures,
-            Phase.UNMASKING: self._responses,
+            Phase.UNMASKING: self._responders,
         }
         return seen[self.state]  # type: ignore[index]
 
@@ -222,14 +227,22 @@ class SecAggPlusServer(ServerMachine[Phase]):
             raise RoutingError(
                 f"expected b-shares of {expected_b} and s-shares of {expected_s}", sender=u
             )
-        for share in (*msg.self_mask_shares, *msg.key_shares):
-            try:
-                self._shamir.share_from_bytes(share.share)
-            except ShamirError as exc:
-                raise WrongLengthError(
-                    f"malformed share of {share.owner}: {exc}", sender=u
-                ) from exc
-        self._responses[u] = msg
+        parsed = [
+            [(share.owner, self._parse_share(share, u)) for share in shares]
+            for shares in (msg.self_mask_shares, msg.key_shares)
+        ]
+        for filed, shares in zip((self._b_shares, self._s_shares), parsed, strict=True):
+            for owner, share in shares:
+                filed.setdefault(owner, []).append((u + 1, share))
+        self._responders.add(u)
+
+    def _parse_share(self, share: ShareOf, holder: int) -> npt.NDArray[np.uint64]:
+        try:
+            return self._shamir.share_from_bytes(share.share)
+        except ShamirError as exc:
+            raise WrongLengthError(
+                f"malformed share of {share.owner}: {exc}", sender=holder
+            ) from exc
 
     # -- deadlines -----------------------------------------------------------------------------
     def on_deadline(self, phase: Any) -> dict[int, Message]:
@@ -246,14 +259,14 @@ class SecAggPlusServer(ServerMachine[Phase]):
         return replies
 
     def _close_keys(self) -> dict[int, Message]:
-        t, m = self._shamir.threshold, self._config.min_survivors or 0
+        t, m = self._shamir.threshold, self._params.min_survivors
         if len(self._keys) < max(m, t + 1):
             raise self._abort(
                 "too-few-clients",
                 f"{len(self._keys)} clients advertised keys, at least {max(m, t + 1)} needed",
             )
         seed = graph_seed(self.session.id, self.session.round)
-        self._graph = NeighbourGraph(self._keys, self._config.num_neighbors or 0, seed)
+        self._graph = NeighbourGraph(self._keys, self._params.num_neighbors, seed)
         roster = self._graph.roster
         return {
             u: ServerKeys(
@@ -275,11 +288,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
             if not short:
                 break
             u2 -= short
-        if len(u2) < (self._config.min_survivors or 0):
+        if len(u2) < self._params.min_survivors:
             raise self._abort(
                 "too-few-survivors",
                 f"{len(u2)} clients shared keys with enough live neighbours, "
-                f"min_survivors={self._config.min_survivors}",
+                f"min_survivors={self._params.min_survivors}",
             )
         self._u2 = frozenset(u2)
         return {
@@ -294,11 +307,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
         }
 
     def _close_inputs(self) -> dict[int, Message]:
-        if len(self._u3) < (self._config.min_survivors or 0):
+        if len(self._u3) < self._params.min_survivors:
             raise self._abort(
                 "too-few-survivors",
                 f"{len(self._u3)} masked inputs arrived, "
-                f"min_survivors={self._config.min_survivors}",
+                f"min_survivors={self._params.min_survivors}",
             )
         self._survivors = tuple(sorted(self._u3))
         if self._config.consistency_check:
@@ -319,26 +332,15 @@ class SecAggPlusServer(ServerMachine[Phase]):
         return {u: request for u in sorted(self._signatures)}
 
     def _close_unmasking(self) -> dict[int, Message]:
-        # Gather the shares per owner: (holder points, share arrays).
-        b_shares: dict[int, list[tuple[int, bytes]]] = {}
-        s_shares: dict[int, list[tuple[int, bytes]]] = {}
-        for holder, response in sorted(self._responses.items()):
-            for share in response.self_mask_shares:
-                b_shares.setdefault(share.owner, []).append((holder, share.share))
-            for share in response.key_shares:
-                s_shares.setdefault(share.owner, []).append((holder, share.share))
         survivors = self._survivors
         dropped = sorted(
             v for v in self._u2 - self._u3 if self.graph.neighbours(v) & self._u3
         )  # shared keys, then vanished, and some survivor masked with them
-        b_seeds = self._reconstruct(survivors, b_shares, "self mask b_v")
-        s_keys = self._reconstruct(dropped, s_shares, "masking key s_v^SK")
+        b_seeds = self._reconstruct(survivors, self._b_shares, "self mask b_v")
+        s_keys = self._reconstruct(dropped, self._s_shares, "masking key s_v^SK")
         pairs: list[tuple[bytes, int]] = []
         for v in dropped:
-            try:
-                keypair = KeyPair.from_private_bytes(s_keys[v])
-            except CryptoError as exc:  # pragma: no cover - length is fixed by Shamir
-                raise self._abort("bad-key-shares", str(exc)) from exc
+            keypair = KeyPair.from_private_bytes(s_keys[v])  # 32 bytes: Shamir fixes the length
             if keypair.public != self._keys[v].s_pk:
                 raise self._abort(
                     "bad-key-shares",
@@ -358,7 +360,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
         return {}
 
     def _reconstruct(
-        self, owners: Any, shares: dict[int, list[tuple[int, bytes]]], what: str
+        self,
+        owners: Any,
+        shares: dict[int, list[tuple[int, npt.NDArray[np.uint64]]]],
+        what: str,
     ) -> dict[int, bytes]:
         t = self._shamir.threshold
         out: dict[int, bytes] = {}
@@ -369,8 +374,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
                     "too-few-shares",
                     f"{len(got)} shares of client {v}'s {what} arrived, t={t} needed",
                 )
-            xs = [holder + 1 for holder, _ in got]
-            ys = np.stack([self._shamir.share_from_bytes(data) for _, data in got])[:, None, :]
+            xs = [x for x, _ in got]
+            ys = np.stack([share for _, share in got])[:, None, :]
             try:
                 out[v] = self._shamir.reconstruct(xs, ys)[0]
             except InconsistentSharesError as exc:
