@@ -18,12 +18,14 @@ The tree (modelled on pynacl's ``nacl.exceptions``)::
     │       ├── WrongLengthError    a vector of another length than the session's
     │       ├── RoutingError        a share addressed to (or from) a client that is not a neighbour
     │       ├── RefusedRequestError a server request an honest client must refuse
-    │       └── AuthenticationError AEAD tag, signature or key agreement check failed
+    │       ├── AuthenticationError AEAD tag, signature or key agreement check failed
+    │       └── CiphertextError     an HE ciphertext that does not parse or fit the task's keys
     ├── AbortError                  the round cannot finish correctly (e.g. too few survivors)
     └── CryptoError                 a primitive was used outside its domain
-        └── ShamirError
-            ├── NotEnoughSharesError
-            └── InconsistentSharesError
+        ├── ShamirError
+        │   ├── NotEnoughSharesError
+        │   └── InconsistentSharesError
+        └── MissingSecretKeyError   decryption asked of a party that holds only public keys
 
 A caller who wants "anything secagg rejected" catches :class:`SecAggError`; a driver that must
 tell a misbehaving peer from its own bug catches :class:`RemoteProtocolError` and
@@ -36,12 +38,14 @@ from __future__ import annotations
 __all__ = [
     "AbortError",
     "AuthenticationError",
+    "CiphertextError",
     "ConfigError",
     "CryptoError",
     "DuplicateMessageError",
     "InconsistentSharesError",
     "InvalidInputError",
     "LocalProtocolError",
+    "MissingSecretKeyError",
     "NotEnoughSharesError",
     "OutOfPhaseError",
     "ProtocolError",
@@ -154,6 +158,11 @@ class AuthenticationError(RemoteProtocolError):
     """An authenticity check failed: AEAD tag, signature, or a low-order public key."""
 
 
+class CiphertextError(RemoteProtocolError):
+    """A homomorphic ciphertext that does not parse, or does not fit the task's keys and
+    parameters (another modulus, scale or level; out of Z*_{n^2}; wrong count or size)."""
+
+
 class AbortError(SecAggError):
     """The round cannot complete correctly, so it ends without a result.
 
@@ -183,3 +192,7 @@ class NotEnoughSharesError(ShamirError):
 
 class InconsistentSharesError(ShamirError):
     """More than ``t`` shares were given and they do not lie on one polynomial of degree t-1."""
+
+
+class MissingSecretKeyError(CryptoError):
+    """Decryption was asked of a party that holds only the public context (an aggregator)."""

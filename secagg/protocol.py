@@ -14,6 +14,11 @@ Roles and flow (one round)::
     ...
     server.result                              # AggregateResult once the server has FINISHED
 
+Homomorphic-encryption protocols add a third role, the key holder (:class:`KeyHolderMachine`,
+addressed as :data:`KEY_HOLDER`), and task key material (:class:`KeyMaterial`) made once by
+:meth:`Protocol.keygen`: participants and the aggregator get the public part, only the key
+holder (or, in the shared-key mode, the participants) the secret part.
+
 Machines never do I/O and never read a clock: the driver moves the bytes (``secagg.wire``)
 and decides when a phase's deadline has passed. Randomness comes from the injected
 :class:`~secagg.randomness.RandomSource`.
@@ -39,21 +44,33 @@ from secagg.errors import (
     UnknownSenderError,
     WrongSessionError,
 )
+from secagg.primitives.secret import SecretHolder
 from secagg.primitives.signing import SigningKey
-from secagg.quantize import QuantizationConfig, Quantizer, check_quantization
+from secagg.quantize import (
+    QuantizationConfig,
+    Quantizer,
+    check_clients_and_clip,
+    check_quantization,
+)
 from secagg.randomness import RandomSource, as_random_source
 from secagg.wire import Message
 
 __all__ = [
     "CLIENT_ID_LIMIT",
+    "KEY_HOLDER",
     "SERVER",
     "AggregateResult",
+    "BaseConfig",
     "ClientMachine",
     "CommonConfig",
     "Credentials",
     "Event",
+    "KeyHolderMachine",
+    "KeyMaterial",
     "Protocol",
+    "QuantizedProtocol",
     "Registry",
+    "SecretBytes",
     "ServerMachine",
     "Session",
     "Terminal",
@@ -61,6 +78,8 @@ __all__ = [
 
 SERVER = (1 << 32) - 1
 """The ``sender`` of messages from the server."""
+KEY_HOLDER = SERVER - 1
+"""The address (and ``sender``) of the key holder of homomorphic-encryption protocols."""
 CLIENT_ID_LIMIT = 1 << 31
 """Client ids are integers in [0, CLIENT_ID_LIMIT); id + 1 is a valid Shamir point."""
 
@@ -129,32 +148,88 @@ class Credentials:
     directory: Mapping[int, bytes]
 
 
+class SecretBytes(SecretHolder):
+    """Serialized secret key material: hidden from ``repr``, never pickled.
+
+    :meth:`reveal` hands the bytes out explicitly (to load them into the HE library, or to
+    send them over an encrypted channel to the participants of a shared-key task).
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        if not isinstance(data, bytes) or not data:
+            raise ConfigError("secret key material must be non-empty bytes", parameter="keys")
+        self._data = data
+
+    def reveal(self) -> bytes:
+        return self._data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KeyMaterial:
+    """Key material of a homomorphic-encryption task, made once by :meth:`Protocol.keygen`.
+
+    Parameters
+    ----------
+    public:
+        The public context (scheme parameters and public key): participants encrypt under
+        it, the aggregator adds under it; it may be published (on chain: by CID).
+    secret:
+        The decryption key, or None in the copies handed to parties that must not decrypt.
+    """
+
+    public: bytes
+    secret: SecretBytes | None = None
+
+    def public_only(self) -> KeyMaterial:
+        """The copy for the aggregator (and, with a separate key holder, the participants)."""
+        return KeyMaterial(self.public)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class AggregateResult:
-    """What the server learns: the ring sum of the survivors' encodings, and who they are."""
+    """What the server learns: the sum of the survivors' encodings, and who they are.
+
+    ``ring_sum`` is in Z_{2^b} (numpy uint32/uint64) for the quantizing protocols, and the
+    float64 sum for CKKS, which encodes real numbers directly.
+    """
 
     ring_sum: npt.NDArray[Any]
     survivors: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
-class CommonConfig:
-    """Parameters every protocol shares (quantization into Z_{2^b}).
+class BaseConfig:
+    """Parameters every protocol shares.
 
     Parameters
     ----------
     num_clients:
-        n, the number of clients in a round (the most encodings ever summed).
+        n, the number of clients in a round (the most inputs ever summed).
     clip:
-        c > 0: update entries are clipped to [-c, c] after weighting.
+        c > 0: update entries are clipped to [-c, c], then weighted.
+    """
+
+    num_clients: int
+    clip: float = 8.0
+
+    def __post_init__(self) -> None:
+        check_clients_and_clip(self.num_clients, self.clip)
+
+
+@dataclass(frozen=True, slots=True)
+class CommonConfig(BaseConfig):
+    """:class:`BaseConfig` plus quantization into Z_{2^b} (every protocol but CKKS).
+
+    Parameters
+    ----------
     quant_bits:
         q: per-entry fixed-point precision (2^(q-1) - 1 levels on each side of zero).
     ring_bits:
         b in {32, 64}. The sum must fit: n * 2^q <= 2^b.
     """
 
-    num_clients: int
-    clip: float = 8.0
     quant_bits: int = 20
     ring_bits: int = 32
 
@@ -166,7 +241,8 @@ class CommonConfig:
         return QuantizationConfig(self.clip, self.quant_bits, self.ring_bits, self.num_clients)
 
 
-C = TypeVar("C", bound=CommonConfig)
+C = TypeVar("C", bound=BaseConfig)
+Q = TypeVar("Q", bound=CommonConfig)
 
 
 class _Machine(Generic[State]):
@@ -303,11 +379,37 @@ class ServerMachine(_Machine[State], ABC):
             )
 
 
+class KeyHolderMachine(_Machine[State], ABC):
+    """The key holder of a homomorphic-encryption protocol: decrypts the aggregate it is
+    handed (once per round) and returns the plaintext sum. Addressed as :data:`KEY_HOLDER`."""
+
+    def __init__(
+        self,
+        initial: State,
+        session: Session,
+        transitions: Mapping[tuple[Any, Any], Any] | None = None,
+    ) -> None:
+        super().__init__(initial, transitions)
+        self.session = session
+
+    @abstractmethod
+    def receive(self, message: Message) -> Message:
+        """Decrypt the aggregate in ``message``; the reply carries the plaintext sum."""
+
+    def __reduce__(self) -> Any:
+        raise SecretPicklingError(f"{type(self).__name__} holds a secret key; not pickled")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} state={self.state}>"
+
+
 class Protocol(ABC, Generic[C]):
     """A protocol bound to a validated config: factories for its machines, and decoding.
 
     Subclasses set ``name``, ``version``, ``Phase`` (the client phases in order) and
-    ``Config`` and implement :meth:`client` and :meth:`server`.
+    ``Config`` and implement :meth:`client`, :meth:`server` and :meth:`decode`.
+    Homomorphic-encryption protocols also implement :meth:`keygen`,
+    :meth:`participant_keys` and :meth:`key_holder`.
     """
 
     name: ClassVar[str]
@@ -315,13 +417,12 @@ class Protocol(ABC, Generic[C]):
     """The protocol name in the wire header (protocols sharing one wire format share it)."""
     version: ClassVar[int]
     Phase: ClassVar[type[enum.Enum]]
-    Config: ClassVar[type[CommonConfig]]
+    Config: ClassVar[type[BaseConfig]]
 
     def __init__(self, config: C) -> None:
         if not isinstance(config, self.Config):
             raise ConfigError(f"{self.name} needs a {self.Config.__name__}, got {config!r}")
         self.config: C = config
-        self.quantizer = Quantizer(config.quantization)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Protocol[Any]:
@@ -356,6 +457,20 @@ class Protocol(ABC, Generic[C]):
         """Whether clients need :class:`Credentials` (signing keys and a directory)."""
         return False
 
+    def keygen(self, rng: RandomSource | int | None = None) -> KeyMaterial | None:
+        """The task's key material (homomorphic encryption); None for protocols without."""
+        return None
+
+    def participant_keys(self, keys: KeyMaterial | None) -> KeyMaterial | None:
+        """What of ``keys`` a participant is given (the secret only in a shared-key mode)."""
+        return None
+
+    def key_holder(
+        self, session: Session, keys: KeyMaterial, rng: RandomSource | int | None = None
+    ) -> KeyHolderMachine[Any] | None:
+        """The key holder's machine, or None where no separate key holder decrypts."""
+        return None
+
     @abstractmethod
     def client(
         self,
@@ -364,8 +479,10 @@ class Protocol(ABC, Generic[C]):
         rng: RandomSource | int | None = None,
         *,
         credentials: Credentials | None = None,
+        keys: KeyMaterial | None = None,
     ) -> ClientMachine[Any]:
-        """A client machine for ``identity`` in ``session``."""
+        """A client machine for ``identity`` in ``session`` (``keys``: from
+        :meth:`participant_keys`, for protocols with task keys)."""
 
     @abstractmethod
     def server(
@@ -374,12 +491,15 @@ class Protocol(ABC, Generic[C]):
         rng: RandomSource | int | None = None,
         *,
         directory: Mapping[int, bytes] | None = None,
+        keys: KeyMaterial | None = None,
     ) -> ServerMachine[Any]:
-        """The server machine for ``session`` (``directory``: the clients' d_v^PK)."""
+        """The server machine for ``session`` (``directory``: the clients' d_v^PK;
+        ``keys``: the public key material, for protocols with task keys)."""
 
-    def decode_sum(self, ring_sum: Any) -> Any:
-        """The float64 sum of the survivors' (weighted, clipped) updates."""
-        return self.quantizer.dequantize(ring_sum)
+    @abstractmethod
+    def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
+        """The float64 sum of the survivors' (clipped, weighted) updates from
+        :attr:`AggregateResult.ring_sum`, as numpy or as a torch tensor on ``like``'s device."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.config}>"
@@ -387,6 +507,25 @@ class Protocol(ABC, Generic[C]):
     @staticmethod
     def _rng(rng: RandomSource | int | None) -> RandomSource:
         return as_random_source(rng)
+
+    def _no_keys(self, keys: KeyMaterial | None) -> None:
+        if keys is not None:
+            raise ConfigError(f"{self.name} has no task keys; pass keys=None", parameter="keys")
+
+
+class QuantizedProtocol(Protocol[Q]):
+    """A protocol that sums fixed-point encodings in Z_{2^b} (every one but CKKS)."""
+
+    def __init__(self, config: Q) -> None:
+        super().__init__(config)
+        self.quantizer = Quantizer(config.quantization)
+
+    def decode_sum(self, ring_sum: Any) -> Any:
+        """The float64 sum of the survivors' (weighted, clipped) updates."""
+        return self.quantizer.dequantize(ring_sum)
+
+    def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
+        return self.decode_sum(self.quantizer.ring.like(raw_sum, like))
 
 
 class Registry:

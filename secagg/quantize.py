@@ -34,7 +34,13 @@ from secagg.primitives.prg_torch import keystream_torch
 from secagg.randomness import RandomSource
 from secagg.ring import Ring, RingVector, is_torch
 
-__all__ = ["MAX_QUANT_BITS", "QuantizationConfig", "Quantizer"]
+__all__ = [
+    "MAX_QUANT_BITS",
+    "QuantizationConfig",
+    "Quantizer",
+    "check_clients_and_clip",
+    "check_quantization",
+]
 
 MAX_QUANT_BITS = 53
 """Levels must be exact in float64 (53-bit significand)."""
@@ -85,14 +91,12 @@ class QuantizationConfig:
         return n / self.scale
 
 
-def check_quantization(clip: float, quant_bits: int, ring_bits: int, num_clients: int) -> None:
-    """Raise :class:`ConfigError` naming the first bad parameter and what would work."""
+def check_clients_and_clip(num_clients: int, clip: float) -> None:
+    """Raise :class:`ConfigError` unless n >= 1 is an int and c > 0 is finite."""
     if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
         raise ConfigError(
             f"num_clients must be an int >= 1, got {num_clients!r}", parameter="num_clients"
         )
-    if ring_bits not in (32, 64) or isinstance(ring_bits, bool):
-        raise ConfigError(f"ring_bits must be 32 or 64, got {ring_bits!r}", parameter="ring_bits")
     if isinstance(clip, bool) or not isinstance(clip, int | float) or not math.isfinite(clip):
         raise ConfigError(f"clip must be a finite number, got {clip!r}", parameter="clip")
     if clip <= 0:
@@ -100,6 +104,13 @@ def check_quantization(clip: float, quant_bits: int, ring_bits: int, num_clients
             f"clip must be > 0 (entries are clipped to [-clip, clip]), got {clip!r}",
             parameter="clip",
         )
+
+
+def check_quantization(clip: float, quant_bits: int, ring_bits: int, num_clients: int) -> None:
+    """Raise :class:`ConfigError` naming the first bad parameter and what would work."""
+    check_clients_and_clip(num_clients, clip)
+    if ring_bits not in (32, 64) or isinstance(ring_bits, bool):
+        raise ConfigError(f"ring_bits must be 32 or 64, got {ring_bits!r}", parameter="ring_bits")
     if isinstance(quant_bits, bool) or not isinstance(quant_bits, int):
         raise ConfigError(f"quant_bits must be an int, got {quant_bits!r}", parameter="quant_bits")
     if not 2 <= quant_bits <= MAX_QUANT_BITS:

@@ -18,7 +18,15 @@ from typing import Any
 from secagg import wire
 from secagg.errors import ConfigError, InvalidInputError, RemoteProtocolError
 from secagg.primitives.signing import SigningKey
-from secagg.protocol import CLIENT_ID_LIMIT, ClientMachine, Credentials, Protocol, Session
+from secagg.protocol import (
+    CLIENT_ID_LIMIT,
+    KEY_HOLDER,
+    ClientMachine,
+    Credentials,
+    KeyHolderMachine,
+    Protocol,
+    Session,
+)
 from secagg.randomness import RandomSource, as_random_source
 from secagg.tensors import TensorSpec, flatten, unflatten
 from secagg.wire import Message
@@ -56,10 +64,11 @@ class SimulationResult:
     rejected:
         Id -> the error the server raised for its message (it is excluded, the round goes on).
     stats:
-        ``stats[role][phase]`` for role in {"client", "server"}: bytes and messages sent and
-        received, seconds of compute (totals over the role's members).
+        ``stats[role][phase]`` for role in {"client", "server"} (and "key_holder" for
+        homomorphic-encryption protocols with a separate key holder): bytes and messages sent
+        and received, seconds of compute (totals over the role's members).
     ring_sum:
-        The raw sum in Z_{2^b} (numpy).
+        The raw sum as the server holds it (numpy): in Z_{2^b}, or float64 for CKKS.
     session:
         The session the round ran in.
     """
@@ -195,11 +204,29 @@ def simulate(
         "server": {p.value: PhaseStats() for p in phases},
     }
     credentials, directory = _credentials(proto, ids, rng.fork("credentials"))
-    server = proto.server(session, rng.fork("server"), directory=directory)
+    keys = proto.keygen(rng.fork("task-keys"))
+    server = proto.server(
+        session,
+        rng.fork("server"),
+        directory=directory,
+        keys=keys.public_only() if keys is not None else None,
+    )
+    participant_keys = proto.participant_keys(keys)
     clients: dict[int, ClientMachine[Any]] = {
-        cid: proto.client(cid, session, rng.fork(f"client/{cid}"), credentials=credentials.get(cid))
+        cid: proto.client(
+            cid,
+            session,
+            rng.fork(f"client/{cid}"),
+            credentials=credentials.get(cid),
+            keys=participant_keys,
+        )
         for cid in ids
     }
+    holder: KeyHolderMachine[Any] | None = None
+    if keys is not None:
+        holder = proto.key_holder(session, keys, rng.fork("key-holder"))
+    if holder is not None:
+        stats["key_holder"] = {p.value: PhaseStats() for p in phases}
     input_index = phases.index(proto.input_phase)
 
     def set_input(cid: int) -> None:
@@ -213,14 +240,21 @@ def simulate(
     # (None: the first phase, where it calls start()).
     pending: dict[int, Message | None] = dict.fromkeys(ids)
     for k, phase in enumerate(phases):
-        c_stats, s_stats = stats["client"][phase.value], stats["server"][phase.value]
+        s_stats = stats["server"][phase.value]
         for cid, incoming in pending.items():
             if cid in rejected or not alive(cid, k):
                 continue
-            if k == input_index:
+            c_stats = stats["key_holder" if cid == KEY_HOLDER else "client"][phase.value]
+            if k == input_index and cid != KEY_HOLDER:
                 set_input(cid)
             t0 = clock()
-            msg = clients[cid].start() if incoming is None else clients[cid].receive(incoming)
+            if cid == KEY_HOLDER:
+                assert holder is not None and incoming is not None
+                msg: Message | None = holder.receive(incoming)
+            elif incoming is None:
+                msg = clients[cid].start()
+            else:
+                msg = clients[cid].receive(incoming)
             c_stats.seconds += clock() - t0
             if msg is None:
                 continue
@@ -243,23 +277,24 @@ def simulate(
         finally:
             s_stats.seconds += clock() - t0
         pending = {}
-        c_next = stats["client"][phases[k + 1].value] if k + 1 < len(phases) else c_stats
+        next_phase = phases[min(k + 1, len(phases) - 1)].value
         for cid, reply in sorted(replies.items()):
             data = wire.encode(reply)
             s_stats.messages_sent += 1
             s_stats.bytes_sent += len(data)
-            if cid in rejected or cid not in clients or not alive(cid, k + 1):
+            reachable = cid in clients or (cid == KEY_HOLDER and holder is not None)
+            if cid in rejected or not reachable or not alive(cid, k + 1):
                 continue
+            c_next = stats["key_holder" if cid == KEY_HOLDER else "client"][next_phase]
             c_next.messages_received += 1
             c_next.bytes_received += len(data)
             pending[cid] = wire.decode(data, protocol=proto.wire_name)
     for cid, incoming in pending.items():  # messages after the last phase: delivered, no reply
-        if incoming is not None:
+        if incoming is not None and cid in clients:
             clients[cid].receive(incoming)
 
     result = server.result
-    ring_sum = proto.quantizer.ring.like(result.ring_sum, first)
-    total = unflatten(proto.decode_sum(ring_sum), spec)
+    total = unflatten(proto.decode(result.ring_sum, first), spec)
     return SimulationResult(
         sum=total,
         survivors=result.survivors,

@@ -14,7 +14,8 @@ Field encodings (big-endian integers):
     int         u64                     bool   u8 (0 or 1 only)
     bytes       u32 n + n bytes         str    u32 n + n UTF-8 bytes (strict)
     float       IEEE-754 binary64       Enum   u8 (an IntEnum's value)
-    ndarray     u8 dtype (1 = uint32, 2 = uint64) + u32 count + count little-endian words
+    ndarray     u8 dtype (1 = uint32, 2 = uint64, 3 = float64) + u32 count + count
+                little-endian words (float64 only for decrypted CKKS sums)
     tuple[T, ...]  u32 count + count T  T | None  u8 (0 absent, 1 present) + T
     dataclass   its fields, in order (a nested struct)
 
@@ -57,8 +58,12 @@ __all__ = [
 MAGIC = b"SAGG"
 WIRE_VERSION = 1
 _U64_MAX = (1 << 64) - 1
-_ARRAY_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<u4"), 2: np.dtype("<u8")}
-_ARRAY_CODES = {np.dtype(np.uint32): 1, np.dtype(np.uint64): 2}
+_ARRAY_DTYPES: dict[int, np.dtype[Any]] = {
+    1: np.dtype("<u4"),
+    2: np.dtype("<u8"),
+    3: np.dtype("<f8"),
+}
+_ARRAY_CODES = {np.dtype(np.uint32): 1, np.dtype(np.uint64): 2, np.dtype(np.float64): 3}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -188,7 +193,7 @@ def _dec_float(r: _Reader) -> float:
 def _enc_array(v: Any, out: bytearray) -> None:
     if not isinstance(v, np.ndarray) or v.ndim != 1 or v.dtype not in _ARRAY_CODES:
         got = f"{v.dtype} {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
-        raise LocalProtocolError(f"only 1-D uint32/uint64 arrays go on the wire, got {got}")
+        raise LocalProtocolError(f"only 1-D uint32/uint64/float64 arrays go on the wire, got {got}")
     if len(v) > 0xFFFFFFFF:
         raise LocalProtocolError("array longer than 2^32 - 1 entries")
     code = _ARRAY_CODES[v.dtype]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from secagg.errors import ConfigError
-from secagg.protocol import CommonConfig, Credentials, Protocol, Session
+from secagg.protocol import CommonConfig, Credentials, KeyMaterial, QuantizedProtocol, Session
 from secagg.randomness import RandomSource
 
 from .machines import PlainClient, PlainServer
@@ -36,7 +36,7 @@ class PlainConfig(CommonConfig):
             )
 
 
-class Plain(Protocol[PlainConfig]):
+class Plain(QuantizedProtocol[PlainConfig]):
     """Insecure sum through the common interface (the overhead baseline)."""
 
     name: ClassVar[str] = NAME
@@ -52,7 +52,9 @@ class Plain(Protocol[PlainConfig]):
         rng: RandomSource | int | None = None,
         *,
         credentials: Credentials | None = None,
+        keys: KeyMaterial | None = None,
     ) -> PlainClient:
+        self._no_keys(keys)
         return PlainClient(identity, session, self.quantizer, self._rng(rng))
 
     def server(
@@ -61,5 +63,7 @@ class Plain(Protocol[PlainConfig]):
         rng: RandomSource | int | None = None,
         *,
         directory: Mapping[int, bytes] | None = None,
+        keys: KeyMaterial | None = None,
     ) -> PlainServer:
+        self._no_keys(keys)
         return PlainServer(session, self.quantizer, self.config.min_survivors)

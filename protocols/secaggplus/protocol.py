@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from secagg.protocol import Credentials, Protocol, Session
+from secagg.protocol import Credentials, KeyMaterial, QuantizedProtocol, Session
 from secagg.randomness import RandomSource
 
 from .client import SecAggPlusClient
@@ -16,7 +16,7 @@ from .server import SecAggPlusServer
 __all__ = ["SecAggPlus"]
 
 
-class SecAggPlus(Protocol[SecAggPlusConfig]):
+class SecAggPlus(QuantizedProtocol[SecAggPlusConfig]):
     """SecAgg+ (Bell et al. 2020): pairwise masking on a sparse random Harary graph.
 
     ``protocols.get("secaggplus", num_clients=n)`` picks k and t for sigma = 40, eta = 20;
@@ -61,7 +61,9 @@ class SecAggPlus(Protocol[SecAggPlusConfig]):
         rng: RandomSource | int | None = None,
         *,
         credentials: Credentials | None = None,
+        keys: KeyMaterial | None = None,
     ) -> SecAggPlusClient:
+        self._no_keys(keys)
         return SecAggPlusClient(
             identity, session, self.config, self.quantizer, self._rng(rng), credentials
         )
@@ -72,5 +74,7 @@ class SecAggPlus(Protocol[SecAggPlusConfig]):
         rng: RandomSource | int | None = None,
         *,
         directory: Mapping[int, bytes] | None = None,
+        keys: KeyMaterial | None = None,
     ) -> SecAggPlusServer:
+        self._no_keys(keys)
         return SecAggPlusServer(session, self.config, self.quantizer.ring, directory)
