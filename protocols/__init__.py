@@ -5,8 +5,8 @@
     from secagg import protocols
     proto = protocols.get("plain", num_clients=10)
 
-Available now: ``plain``, ``secagg``, ``secaggplus``. ``ckks`` and ``paillier`` register here
-as they are built.
+Available: ``plain``, ``secagg``, ``secaggplus`` (pairwise masking) and ``ckks``, ``paillier``
+(homomorphic encryption).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import Any
 
 from secagg.protocol import Protocol, Registry
 
+from .ckks import CKKS
+from .paillier import Paillier
 from .plain import Plain
 from .secagg import SecAgg
 from .secaggplus import SecAggPlus
 
 registry = Registry()
-for _cls in (Plain, SecAgg, SecAggPlus):
+for _cls in (Plain, SecAgg, SecAggPlus, CKKS, Paillier):
     registry.register(_cls)
 
 

@@ -35,7 +35,7 @@ from scipy.stats import hypergeom
 
 from secagg.errors import ConfigError, RemoteProtocolError
 from secagg.primitives.kdf import Label, derive_key
-from secagg.randomness import SeededRandom
+from secagg.randomness import SeededRandom, shuffled
 
 __all__ = [
     "CORRECTNESS_BITS",
@@ -302,17 +302,7 @@ class NeighbourGraph:
             self._ring: list[int] = ids
             self._position: dict[int, int] = {u: i for i, u in enumerate(ids)}
             return
-        # Fisher-Yates with exact (rejection-sampled) uniform indices from a seeded stream.
-        rng = SeededRandom(seed)
-        ring = list(ids)
-        for i in range(m - 1, 0, -1):
-            bound = (1 << 32) - ((1 << 32) % (i + 1))
-            while True:
-                r = int.from_bytes(rng.random_bytes(4), "big")
-                if r < bound:
-                    break
-            j = r % (i + 1)
-            ring[i], ring[j] = ring[j], ring[i]
+        ring = shuffled(ids, SeededRandom(seed))
         self._ring = ring
         self._position = {u: i for i, u in enumerate(ring)}
 

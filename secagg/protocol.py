@@ -356,8 +356,12 @@ class ServerMachine(_Machine[State], ABC):
         if phase != self.state:
             raise LocalProtocolError(f"cannot close {phase}: the server is in {self.state}")
 
-    def _check_incoming(self, message: Message, seen: Container[int]) -> None:
-        """Checks every server runs first: phase, session, round, sender, duplicate."""
+    def _check_incoming(
+        self, message: Message, seen: Container[int], senders: Container[int] | None = None
+    ) -> None:
+        """Checks every server runs first: phase, session, round, sender, duplicate.
+
+        ``senders``: who may send in this phase (default: any client id)."""
         sender = getattr(message, "sender", None)
         expected = self.ACCEPTS.get(self.state)
         if expected is None or type(message) is not expected:
@@ -371,7 +375,11 @@ class ServerMachine(_Machine[State], ABC):
                 f"message is for round {message.round}, this is round {self.session.round}",
                 sender=sender,
             )
-        if not 0 <= message.sender < CLIENT_ID_LIMIT:
+        if senders is not None and message.sender not in senders:
+            raise UnknownSenderError(
+                f"{message.sender} may not send in {self.state}", sender=sender
+            )
+        if senders is None and not 0 <= message.sender < CLIENT_ID_LIMIT:
             raise UnknownSenderError(f"{message.sender} is not a client id", sender=sender)
         if message.sender in seen:
             raise DuplicateMessageError(

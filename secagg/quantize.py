@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from secagg.errors import ConfigError, InvalidInputError
 from secagg.primitives.prg import keystream
@@ -40,6 +41,8 @@ __all__ = [
     "Quantizer",
     "check_clients_and_clip",
     "check_quantization",
+    "check_weight",
+    "clip_weighted",
 ]
 
 MAX_QUANT_BITS = 53
@@ -132,6 +135,40 @@ def check_quantization(clip: float, quant_bits: int, ring_bits: int, num_clients
         )
 
 
+def check_weight(weight: float) -> None:
+    """Raise :class:`InvalidInputError` unless ``weight`` is a number in [0, 1]."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise InvalidInputError(f"weight must be a number in [0, 1], got {weight!r}")
+    if not 0.0 <= weight <= 1.0:
+        raise InvalidInputError(f"weight must be in [0, 1], got {weight!r}")
+
+
+def _finite_float64(x: Any) -> npt.NDArray[np.float64]:
+    arr = np.asarray(x)
+    if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+        raise InvalidInputError(
+            f"expected a 1-D real array, got shape {arr.shape} and dtype {arr.dtype}"
+        )
+    v = arr.astype(np.float64, copy=False)
+    if not np.isfinite(v).all():
+        raise InvalidInputError("input contains NaN or infinity")
+    return v
+
+
+def clip_weighted(x: Any, clip: float, weight: float = 1.0) -> npt.NDArray[np.float64]:
+    """w * clip(x, -c, c) as a float64 numpy array on the host (for schemes that encode
+    real numbers: CKKS). ``x`` is a 1-D numpy array or torch tensor (any device)."""
+    check_weight(weight)
+    if is_torch(x):
+        import torch
+
+        if x.ndim != 1 or x.is_complex() or x.dtype == torch.bool:
+            raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
+        x = x.detach().to("cpu", torch.float64).numpy()
+    result: npt.NDArray[np.float64] = np.clip(_finite_float64(x), -clip, clip) * float(weight)
+    return result
+
+
 class Quantizer:
     """Encode one client's update into the ring and decode a sum of encodings."""
 
@@ -156,10 +193,7 @@ class Quantizer:
         RingVector
             numpy uint32/uint64 for numpy input; int32/int64 on ``x.device`` for torch input.
         """
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise InvalidInputError(f"weight must be a number in [0, 1], got {weight!r}")
-        if not 0.0 <= weight <= 1.0:
-            raise InvalidInputError(f"weight must be in [0, 1], got {weight!r}")
+        check_weight(weight)
         cfg = self.config
         key = rng.random_bytes(32)
         if is_torch(x):
@@ -174,17 +208,10 @@ class Quantizer:
             u = ((bits >> 11) & ((1 << 53) - 1)).to(torch.float64) * _UNIFORM
             e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
             return self.ring.from_signed(e.to(torch.int64))
-        arr = np.asarray(x)
-        if arr.ndim != 1 or arr.dtype.kind not in "fiu":
-            raise InvalidInputError(
-                f"expected a 1-D real array, got shape {arr.shape} and dtype {arr.dtype}"
-            )
-        v = arr.astype(np.float64, copy=False)
-        if not np.isfinite(v).all():
-            raise InvalidInputError("input contains NaN or infinity")
-        u = (keystream(key, v.size, 64) >> np.uint64(11)).astype(np.float64) * _UNIFORM
-        e = np.floor(np.clip(v, -cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
-        return self.ring.from_signed(e.astype(np.int64))
+        arr = _finite_float64(x)
+        u = (keystream(key, arr.size, 64) >> np.uint64(11)).astype(np.float64) * _UNIFORM
+        e_np = np.floor(np.clip(arr, -cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
+        return self.ring.from_signed(e_np.astype(np.int64))
 
     def dequantize(self, ring_sum: RingVector) -> Any:
         """Decode a ring sum of at most ``num_clients`` encodings to float64 (same device)."""

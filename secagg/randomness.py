@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from secagg.errors import ConfigError
 
-__all__ = ["RandomSource", "SeededRandom", "SystemRandom", "as_random_source"]
+__all__ = ["RandomSource", "SeededRandom", "SystemRandom", "as_random_source", "shuffled"]
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -97,3 +100,18 @@ def as_random_source(rng: RandomSource | int | None) -> RandomSource:
     if isinstance(rng, RandomSource):
         return rng
     raise ConfigError(f"rng must be a RandomSource, an int seed or None, got {type(rng).__name__}")
+
+
+def shuffled(items: Iterable[T], rng: RandomSource) -> list[T]:
+    """A uniformly random permutation of ``items``: Fisher-Yates with exact
+    (rejection-sampled) uniform indices drawn from ``rng``."""
+    out = list(items)
+    for i in range(len(out) - 1, 0, -1):
+        bound = (1 << 32) - ((1 << 32) % (i + 1))
+        while True:
+            r = int.from_bytes(rng.random_bytes(4), "big")
+            if r < bound:
+                break
+        j = r % (i + 1)
+        out[i], out[j] = out[j], out[i]
+    return out
