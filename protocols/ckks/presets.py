@@ -71,7 +71,9 @@ class CkksPreset:
 
     @property
     def ciphertext_bytes(self) -> int:
-        """Uncompressed size of a fresh ciphertext: 2 polynomials, 8 bytes a coefficient."""
+        """Size of a fresh ciphertext before SEAL's compression: 2 polynomials of N
+        coefficients, 8 bytes per prime each (compression gets close to the primes' bit
+        sizes: little for a 60-bit prime, a third for 40-bit ones)."""
         return 2 * self.poly_modulus_degree * self.data_primes * 8
 
     @property
