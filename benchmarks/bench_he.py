@@ -1,0 +1,197 @@
+"""Homomorphic-encryption costs (CKKS, Paillier) per d, each against a reference from the
+same run.
+
+Per d in {1e4, 1e5, 1e6}:
+
+* ``encrypt``: one participant's client step (clip, weight, encode, encrypt, wire encoding;
+  the machine and its loaded context are made untimed, as the context is per task) vs
+  TenSEAL alone encrypting and serializing the same vector in slot-sized chunks (reference;
+  aim: our CKKS layer <= 1.1x its time), with ``plain`` for scale;
+* ``aggregate``: the aggregator's work per added participant (parse, check, add) vs the plain
+  server adding one quantized vector;
+* ``decrypt``: the key holder decrypting the sum vs TenSEAL alone decrypting it.
+
+``extra_info`` carries bytes per participant and the expansion vs float32. Paillier's own
+layer is measured against phe alone (``raw_encrypt`` of the same packed plaintexts) at d=1e4.
+Paillier at d=1e6 takes minutes (about 12k 2048-bit encryptions): one round.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from typing import Any
+
+import numpy as np
+import pytest
+import tenseal as ts
+
+from secagg import protocols, wire
+from secagg.protocol import Session
+from secagg.protocols.he import EncryptedInput
+
+DIMS = [10_000, 100_000, 1_000_000]
+CASES = {
+    "ckks-n8192": ("ckks", {"preset": "n8192"}),
+    "ckks-n4096": ("ckks", {"preset": "n4096"}),
+    "paillier": ("paillier", {}),
+}
+N = 10
+
+
+def _rounds(case: str, d: int) -> int:
+    if case == "paillier":
+        return 1 if d >= 100_000 else 3
+    return 3 if d >= 1_000_000 else 10
+
+
+@functools.cache
+def _vector(d: int) -> np.ndarray:
+    return np.random.default_rng(d).uniform(-1, 1, d).astype(np.float32)
+
+
+@functools.cache
+def _setup(case: str, d: int) -> tuple[Any, Any, Session, EncryptedInput]:
+    name, kw = CASES[case]
+    proto = protocols.get(name, num_clients=N, **kw)
+    keys = proto.keygen()
+    session = Session(b"b" * 32, d)
+    client = proto.client(0, session, keys=proto.participant_keys(keys))
+    client.set_input(_vector(d))
+    return proto, keys, session, client.start()
+
+
+def _info(benchmark: Any, d: int, nbytes: int) -> None:
+    benchmark.extra_info["bytes_per_client"] = nbytes
+    benchmark.extra_info["expansion_vs_float32"] = round(nbytes / (4 * d), 3)
+
+
+# --- encrypt ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", DIMS)
+def test_tenseal_alone_encrypt(benchmark: Any, d: int) -> None:
+    """Reference: TenSEAL encrypting and serializing the vector, N=8192, 4096 a chunk."""
+    benchmark.group = f"encrypt d={d:.0e}"
+    benchmark.extra_info["reference"] = True
+    proto, keys, _, _ = _setup("ckks-n8192", d)
+    ctx = ts.context_from(keys.public)
+    x = _vector(d).astype(np.float64)
+    slots = proto.preset.slots
+
+    def raw() -> int:
+        return sum(
+            len(ts.ckks_vector(ctx, x[i : i + slots]).serialize()) for i in range(0, d, slots)
+        )
+
+    nbytes = benchmark.pedantic(raw, rounds=_rounds("ckks", d))
+    _info(benchmark, d, nbytes)
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "plain"])
+@pytest.mark.parametrize("d", DIMS)
+def test_client_encrypt(benchmark: Any, d: int, case: str) -> None:
+    """One participant: set_input + start + wire.encode (what it does per round)."""
+    benchmark.group = f"encrypt d={d:.0e}"
+    if case == "plain":
+        proto, keys = protocols.get("plain", num_clients=N), None
+    else:
+        proto, keys = _setup(case, d)[:2]
+    session = Session(b"b" * 32, d)
+    x = _vector(d)
+
+    def fresh_client() -> tuple[tuple[Any], dict[str, Any]]:
+        # not timed: loading the task's context is per task, not per vector
+        kw = {} if keys is None else {"keys": proto.participant_keys(keys)}
+        return (proto.client(0, session, **kw),), {}
+
+    def step(client: Any) -> int:
+        client.set_input(x)
+        return len(wire.encode(client.start()))
+
+    nbytes = benchmark.pedantic(step, setup=fresh_client, rounds=_rounds(case, d))
+    _info(benchmark, d, nbytes)
+
+
+def test_phe_alone_encrypt(benchmark: Any) -> None:
+    """Reference for Paillier's layer: phe's raw_encrypt of the same packed plaintexts."""
+    d = 10_000
+    benchmark.group = "paillier layer d=1e+04"
+    benchmark.extra_info["reference"] = True
+    proto, keys, _, _ = _setup("paillier", d)
+    scheme = proto.scheme(keys.public_only())
+    from secagg.protocols.paillier.packing import pack
+
+    plaintexts = pack(np.zeros(d, dtype=np.uint64), scheme.width, scheme.slots)
+    n = scheme.public_key.n
+    benchmark.pedantic(
+        lambda: [
+            scheme.public_key.raw_encrypt(m, secrets.randbelow(n - 1) + 1) for m in plaintexts
+        ],
+        rounds=3,
+    )
+
+
+def test_paillier_layer_encrypt(benchmark: Any) -> None:
+    d = 10_000
+    benchmark.group = "paillier layer d=1e+04"
+    proto, keys = _setup("paillier", d)[:2]
+    session = Session(b"b" * 32, d)
+
+    def fresh_client() -> tuple[tuple[Any], dict[str, Any]]:
+        return (proto.client(0, session, keys=proto.participant_keys(keys)),), {}
+
+    def step(client: Any) -> int:
+        client.set_input(_vector(d))
+        return len(wire.encode(client.start()))
+
+    benchmark.pedantic(step, setup=fresh_client, rounds=3)
+
+
+# --- aggregate -------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", DIMS)
+def test_plain_add_reference(benchmark: Any, d: int) -> None:
+    """Reference: the plain server adding one quantized vector (memory-bound)."""
+    benchmark.group = f"aggregate per client d={d:.0e}"
+    benchmark.extra_info["reference"] = True
+    proto = protocols.get("plain", num_clients=N)
+    client = proto.client(0, Session(b"b" * 32, d))
+    client.set_input(_vector(d))
+    vector = client.start().vector  # type: ignore[attr-defined]
+    acc = np.zeros(d, dtype=np.uint32)
+    benchmark(np.add, acc, vector, out=acc)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("d", DIMS)
+def test_aggregate_per_client(benchmark: Any, d: int, case: str) -> None:
+    """The aggregator's scheme parsing, checking and adding one participant's chunks."""
+    benchmark.group = f"aggregate per client d={d:.0e}"
+    proto, keys, _, message = _setup(case, d)
+    acc = proto.scheme(keys.public_only()).accumulator(d)
+    acc.add(message.chunks, 0)
+    benchmark.pedantic(acc.add, (message.chunks, 1), rounds=_rounds(case, d))
+
+
+# --- decrypt ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("d", DIMS)
+def test_tenseal_alone_decrypt(benchmark: Any, d: int) -> None:
+    """Reference: TenSEAL deserializing and decrypting the chunks with the secret context."""
+    benchmark.group = f"decrypt d={d:.0e}"
+    benchmark.extra_info["reference"] = True
+    _, keys, _, message = _setup("ckks-n8192", d)
+    assert keys.secret is not None
+    ctx = ts.context_from(keys.secret.reveal())
+
+    def raw() -> list[Any]:
+        return [ts.ckks_vector_from(ctx, c).decrypt() for c in message.chunks]
+
+    benchmark.pedantic(raw, rounds=_rounds("ckks", d))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("d", DIMS)
+def test_key_holder_decrypt(benchmark: Any, d: int, case: str) -> None:
+    """The key holder's scheme: parse and check the summed chunks, decrypt, unpack."""
+    benchmark.group = f"decrypt d={d:.0e}"
+    proto, keys, _, message = _setup(case, d)
+    scheme = proto.scheme(keys)
+    benchmark.pedantic(scheme.decrypt, (message.chunks, d), rounds=_rounds(case, d))
