@@ -352,6 +352,14 @@ class ServerMachine(_Machine[State], ABC):
             raise LocalProtocolError(f"no result: the server is in state {self.state}")
         return self._result
 
+    def _check_room(self, received: int, limit: int, sender: int) -> None:
+        """A phase collects at most ``limit`` inputs (num_clients); one more is refused."""
+        if received >= limit:
+            raise UnknownSenderError(
+                f"already {limit} inputs (num_clients); client {sender} is one too many",
+                sender=sender,
+            )
+
     def _check_open_phase(self, phase: Any) -> None:
         if phase != self.state:
             raise LocalProtocolError(f"cannot close {phase}: the server is in {self.state}")

@@ -22,7 +22,6 @@ from secagg.errors import (
     AbortError,
     CiphertextError,
     ConfigError,
-    LocalProtocolError,
     MissingSecretKeyError,
 )
 from secagg.protocol import KeyMaterial, SecretBytes
@@ -174,23 +173,17 @@ class CkksAccumulator(Accumulator):
     """Running sum: one ciphertext per chunk, added in place."""
 
     def __init__(self, scheme: CkksScheme, dim: int) -> None:
+        super().__init__(dim)
         self._scheme = scheme
-        self._dim = dim
-        self._parts: list[ts.CKKSVector] | None = None
 
-    def add(self, chunks: tuple[bytes, ...], sender: int) -> None:
-        try:
-            parts = self._scheme.load_all(chunks, self._dim)
-        except CiphertextError as exc:
-            exc.sender = sender
-            raise
-        if self._parts is None:
-            self._parts = parts
-            return
-        for acc, part in zip(self._parts, parts, strict=True):
+    def _parse(self, chunks: tuple[bytes, ...]) -> list[Any]:
+        return self._scheme.load_all(chunks, self.dim)
+
+    def _combine(self, total: list[Any], parts: list[Any]) -> list[Any]:
+        for acc, part in zip(total, parts, strict=True):
             acc.add_(part)
+        return total
 
-    def chunks(self) -> tuple[bytes, ...]:
-        if self._parts is None:
-            raise LocalProtocolError("the sum is empty: no ciphertext was added")
-        return tuple(v.serialize() for v in self._parts)
+    def _serialize(self, part: Any) -> bytes:
+        data: bytes = part.serialize()
+        return data

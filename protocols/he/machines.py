@@ -242,12 +242,7 @@ class HEServer(ServerMachine[Phase]):
             return
         self._check_incoming(message, self._received)
         assert isinstance(message, EncryptedInput) and self._sum is not None
-        if len(self._received) >= self._max_inputs:
-            raise UnknownSenderError(
-                f"already {self._max_inputs} inputs (num_clients); client {message.sender} "
-                "is one too many",
-                sender=message.sender,
-            )
+        self._check_room(len(self._received), self._max_inputs, message.sender)
         self._sum.add(message.chunks, message.sender)
         self._received.add(message.sender)
 

@@ -12,23 +12,49 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from secagg.errors import WrongLengthError, WrongRingError
+from secagg.errors import CiphertextError, LocalProtocolError, WrongLengthError, WrongRingError
 from secagg.randomness import RandomSource
 
 __all__ = ["Accumulator", "Scheme"]
 
 
 class Accumulator(ABC):
-    """The aggregator's running homomorphic sum over the ciphertexts it accepted."""
+    """The aggregator's running homomorphic sum over the ciphertexts it accepted.
 
-    @abstractmethod
+    Subclasses say how chunks parse (and are checked), combine and serialize.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._parts: list[Any] | None = None
+
     def add(self, chunks: tuple[bytes, ...], sender: int) -> None:
         """Parse and check every chunk, then add them all; on any bad chunk raise
         :class:`~secagg.errors.CiphertextError` and leave the sum unchanged."""
+        try:
+            parts = self._parse(chunks)
+        except CiphertextError as exc:
+            exc.sender = sender
+            raise
+        self._parts = parts if self._parts is None else self._combine(self._parts, parts)
 
-    @abstractmethod
     def chunks(self) -> tuple[bytes, ...]:
         """The serialized encrypted sum."""
+        if self._parts is None:
+            raise LocalProtocolError("the sum is empty: no ciphertext was added")
+        return tuple(self._serialize(part) for part in self._parts)
+
+    @abstractmethod
+    def _parse(self, chunks: tuple[bytes, ...]) -> list[Any]:
+        """One checked ciphertext per chunk (raise CiphertextError)."""
+
+    @abstractmethod
+    def _combine(self, total: list[Any], parts: list[Any]) -> list[Any]:
+        """The homomorphic sum of ``total`` and ``parts``, chunk by chunk."""
+
+    @abstractmethod
+    def _serialize(self, part: Any) -> bytes:
+        """One chunk of the sum as bytes."""
 
 
 class Scheme(ABC):

@@ -28,7 +28,6 @@ from secagg.errors import (
     AbortError,
     CiphertextError,
     ConfigError,
-    LocalProtocolError,
     MissingSecretKeyError,
 )
 from secagg.protocol import KeyMaterial, SecretBytes
@@ -198,24 +197,15 @@ class PaillierAccumulator(Accumulator):
     """Running product of ciphertexts mod N^2 (the sum of the plaintexts)."""
 
     def __init__(self, scheme: PaillierScheme, dim: int) -> None:
+        super().__init__(dim)
         self._scheme = scheme
-        self._dim = dim
-        self._parts: list[Any] | None = None
 
-    def add(self, chunks: tuple[bytes, ...], sender: int) -> None:
-        try:
-            parts = self._scheme.parse(chunks, self._dim)
-        except CiphertextError as exc:
-            exc.sender = sender
-            raise
-        if self._parts is None:
-            self._parts = parts
-            return
+    def _parse(self, chunks: tuple[bytes, ...]) -> list[Any]:
+        return self._scheme.parse(chunks, self.dim)
+
+    def _combine(self, total: list[Any], parts: list[Any]) -> list[Any]:
         nsq = self._scheme.nsquare
-        self._parts = [a * c % nsq for a, c in zip(self._parts, parts, strict=True)]
+        return [a * c % nsq for a, c in zip(total, parts, strict=True)]
 
-    def chunks(self) -> tuple[bytes, ...]:
-        if self._parts is None:
-            raise LocalProtocolError("the sum is empty: no ciphertext was added")
-        size = self._scheme.ciphertext_bytes
-        return tuple(int(c).to_bytes(size, "big") for c in self._parts)
+    def _serialize(self, part: Any) -> bytes:
+        return int(part).to_bytes(self._scheme.ciphertext_bytes, "big")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from secagg.errors import AbortError, LocalProtocolError, OutOfPhaseError, UnknownSenderError
+from secagg.errors import AbortError, LocalProtocolError, OutOfPhaseError
 from secagg.protocol import (
     AggregateResult,
     ClientMachine,
@@ -80,12 +80,7 @@ class PlainServer(ServerMachine[Phase]):
         self._check_incoming(message, self._received)
         assert isinstance(message, Input)
         self._ring.check(message.vector, self.session.dim, sender=message.sender)
-        if len(self._received) >= self._max_clients:
-            raise UnknownSenderError(
-                f"already {self._max_clients} inputs (num_clients); client {message.sender} "
-                "is one too many",
-                sender=message.sender,
-            )
+        self._check_room(len(self._received), self._max_clients, message.sender)
         self._ring.add_(self._sum, message.vector)
         self._received.add(message.sender)
 
