@@ -74,6 +74,7 @@ __all__ = [
     "ServerMachine",
     "Session",
     "Terminal",
+    "check_min_survivors",
 ]
 
 SERVER = (1 << 32) - 1
@@ -216,6 +217,16 @@ class BaseConfig:
 
     def __post_init__(self) -> None:
         check_clients_and_clip(self.num_clients, self.clip)
+
+
+def check_min_survivors(num_clients: int, min_survivors: int) -> None:
+    """Raise :class:`ConfigError` unless 1 <= min_survivors <= num_clients (an int)."""
+    m = min_survivors
+    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= num_clients:
+        raise ConfigError(
+            f"min_survivors must be an int in [1, num_clients={num_clients}], got {m!r}",
+            parameter="min_survivors",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import enum
 from typing import Any
 
 from secagg.errors import ConfigError
+from secagg.protocol import check_min_survivors
 
 __all__ = ["KeyMode", "check_roles"]
 
@@ -41,12 +42,8 @@ def check_roles(config: Any) -> None:
             parameter="key_mode",
         ) from None
     object.__setattr__(config, "key_mode", mode)
-    n, m, k = config.num_clients, config.min_survivors, config.num_decryptors
-    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= n:
-        raise ConfigError(
-            f"min_survivors must be an int in [1, num_clients={n}], got {m!r}",
-            parameter="min_survivors",
-        )
+    check_min_survivors(config.num_clients, config.min_survivors)
+    k = config.num_decryptors
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(
             f"num_decryptors must be an int >= 1, got {k!r}", parameter="num_decryptors"

@@ -6,8 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from secagg.errors import ConfigError
-from secagg.protocol import CommonConfig, Credentials, KeyMaterial, QuantizedProtocol, Session
+from secagg.protocol import (
+    CommonConfig,
+    Credentials,
+    KeyMaterial,
+    QuantizedProtocol,
+    Session,
+    check_min_survivors,
+)
 from secagg.randomness import RandomSource
 
 from .machines import PlainClient, PlainServer
@@ -28,12 +34,7 @@ class PlainConfig(CommonConfig):
 
     def __post_init__(self) -> None:
         CommonConfig.__post_init__(self)
-        m = self.min_survivors
-        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= self.num_clients:
-            raise ConfigError(
-                f"min_survivors must be an int in [1, num_clients={self.num_clients}], got {m!r}",
-                parameter="min_survivors",
-            )
+        check_min_survivors(self.num_clients, self.min_survivors)
 
 
 class Plain(QuantizedProtocol[PlainConfig]):
