@@ -7,8 +7,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
+# Node packages pinned by contracts/package.json: solcjs, OpenZeppelin, anvil.
+NODE_STAMP := contracts/node_modules/.installed-stamp
 
-.PHONY: demo test bench lint typecheck clean
+.PHONY: demo test bench lint typecheck contracts gas clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +20,22 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(NODE_STAMP): contracts/package.json contracts/package-lock.json
+	npm ci --prefix contracts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+# Rebuild the committed ABI + bytecode artifacts (secagg/chain/artifacts/) from contracts/src.
+contracts: $(NODE_STAMP)
+	node contracts/build.js
+
+# Measure gas per function on the embedded chain and rewrite contracts/GAS.md.
+gas: $(STAMP)
+	$(PY) contracts/gas_report.py > contracts/GAS.md
+
 demo: $(STAMP)
 	$(VENV)/bin/secagg demo
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -37,4 +51,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy secagg protocols clients
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) contracts/node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {KeyRegistry} from "./KeyRegistry.sol";
+import {ModelRegistry} from "./ModelRegistry.sol";
+
+/// @title RoundCoordinator
+/// @notice Runs secure-aggregation tasks on chain: registration with stake, then per round
+///         ShareKeys -> Commit -> Reveal -> Unmask -> Finalize. Only CIDs (in events) and
+///         hashes (in storage) are on chain; the bulk lives in content-addressed storage.
+///
+///         The valid reveals of a round are its survivor set U. U is fixed on chain and the
+///         same for everyone, so the aggregator cannot lie about who dropped out (this
+///         replaces SecAgg's consistency round). Unmasking shares are accepted from members of
+///         U only. Survivors of a finalized round share the round's reward; participants who
+///         committed but never revealed are slashed into the task's pool.
+///
+/// @dev Phases end when their deadline block has passed or when everyone who may act in them
+///      has acted; anyone may then call `advance`. Every phase change emits `PhaseChanged`.
+///      Gas: a participant's per-round state (status, stake) is one slot and its commitment
+///      another, both written non-zero at registration, so the per-round writes are
+///      non-zero -> non-zero (see GAS.md).
+contract RoundCoordinator is ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    enum Phase {
+        None,
+        Registration,
+        ShareKeys,
+        Commit,
+        Reveal,
+        Unmask,
+        Finalize,
+        Ended
+    }
+
+    /// @dev A participant's progress in the round `Member.round`; read as `None` in any other.
+    enum Status {
+        None,
+        Shared,
+        Committed,
+        Revealed,
+        Unmasked,
+        Slashed
+    }
+
+    /// @notice Loops over participants run when a reveal phase closes and when a round is
+    ///         finalized; this cap keeps them far below the block gas limit.
+    uint32 public constant MAX_PARTICIPANTS = 1024;
+
+    bytes32 private constant PLACEHOLDER = bytes32(uint256(1));
+
+    struct TaskParams {
+        bytes32 protocolId; // e.g. "secaggplus" as bytes32
+        bytes32 paramsHash; // hash of the canonical protocol config
+        address aggregator;
+        uint32 minParticipants; // registrations needed to start round 1
+        uint32 maxParticipants;
+        uint32 threshold; // a round needs >= threshold shares, commits and reveals
+        uint32 numRounds;
+        uint32 registrationBlocks;
+        uint32 shareBlocks; // 0: no ShareKeys phase (HE tasks)
+        uint32 commitBlocks;
+        uint32 revealBlocks;
+        uint32 unmaskBlocks; // 0: no Unmask phase (HE tasks)
+        uint32 finalizeBlocks;
+        uint128 stake;
+        uint128 slashAmount; // taken from the stake of a participant who commits and never reveals
+        uint128 rewardPerRound; // split equally among the survivors of each finalized round
+        uint128 rewardPool; // deposited by the owner at creation
+    }
+
+    /// @dev One slot, read (and mostly written) by every participant call.
+    struct State {
+        Phase phase;
+        uint32 round;
+        uint64 deadline; // last block in which the phase accepts submissions
+        uint32 expected; // how many may act in this phase (0: it runs to its deadline)
+        uint32 acted; // how many did (registrations, share bundles, unmask posts)
+        uint32 survivors; // |U| of the current round, fixed when Reveal closes
+        bool hasShareKeys;
+    }
+
+    struct Task {
+        TaskParams params;
+        address owner;
+        uint128 pool;
+        State state;
+    }
+
+    /// @dev One slot: index (1-based, 0 = not registered), round of `status`, stake.
+    struct Member {
+        uint32 index;
+        uint32 round;
+        Status status;
+        uint128 stake;
+    }
+
+    error UnknownTask(uint256 taskId);
+    error InvalidParameter(string name);
+    error WrongPhase(uint256 taskId, Phase expected, Phase actual);
+    error DeadlinePassed(uint256 taskId, uint64 deadline);
+    error PhaseStillOpen(uint256 taskId, uint64 deadline);
+    error NotRegistered(uint256 taskId, address account);
+    error AlreadyRegistered(uint256 taskId, address account);
+    error TaskFull(uint256 taskId, uint32 maxParticipants);
+    error InsufficientStake(uint256 required, uint256 allowance, uint256 balance);
+    error InsufficientFunds(uint256 required, uint256 allowance, uint256 balance);
+    error DuplicateSubmission(uint256 taskId, uint32 round, address account);
+    error SharesMissing(uint256 taskId, uint32 round, address account);
+    error DuplicateCommit(uint256 taskId, uint32 round, address account);
+    error NotCommitted(uint256 taskId, uint32 round, address account);
+    error RevealMismatch(uint256 taskId, uint32 round, address account);
+    error NotSurvivor(uint256 taskId, uint32 round, address account);
+    error NotAggregator(uint256 taskId, address account);
+    error NotTaskOwner(uint256 taskId, address account);
+    error NothingToWithdraw(uint256 taskId, address account);
+
+    event TaskCreated(
+        uint256 indexed taskId, address indexed owner, address indexed aggregator, bytes32 protocolId, bytes32 paramsHash
+    );
+    event Registered(
+        uint256 indexed taskId, address indexed participant, uint32 index, bytes32 agreementKey, bytes heContextCid
+    );
+    event PhaseChanged(uint256 indexed taskId, uint32 indexed round, Phase phase, uint64 deadline);
+    event SharesPosted(
+        uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes32 maskingKey, bytes bundleCid
+    );
+    event Committed(uint256 indexed taskId, uint32 indexed round, address indexed participant);
+    event Revealed(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
+    event UnmaskPosted(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
+    event Slashed(uint256 indexed taskId, uint32 indexed round, address indexed participant, uint256 amount);
+    event RoundFailed(uint256 indexed taskId, uint32 indexed round, Phase phase);
+    event RoundFinalized(uint256 indexed taskId, uint32 indexed round, uint32 survivors, uint256 rewardPerSurvivor);
+    event TaskEnded(uint256 indexed taskId, uint32 round);
+    event RewardClaimed(uint256 indexed taskId, address indexed participant, uint256 amount);
+    event StakeWithdrawn(uint256 indexed taskId, address indexed participant, uint256 amount);
+    event PoolWithdrawn(uint256 indexed taskId, address indexed owner, uint256 amount);
+
+    IERC20 public immutable token;
+    KeyRegistry public immutable keyRegistry;
+    ModelRegistry public immutable modelRegistry;
+    uint256 public taskCount;
+
+    mapping(uint256 taskId => Task) private _tasks;
+    mapping(uint256 taskId => mapping(address account => Member)) private _members;
+    mapping(uint256 taskId => mapping(address account => bytes32)) private _commitments;
+    mapping(uint256 taskId => mapping(address account => uint256)) private _credits;
+    mapping(uint256 taskId => mapping(uint32 round => uint256[])) private _survivorBits;
+
+    constructor(IERC20 token_) {
+        token = token_;
+        keyRegistry = new KeyRegistry();
+        modelRegistry = new ModelRegistry();
+    }
+
+    // ------------------------------------------------------------------ task owner
+
+    /// @notice Creates a task, deposits `p.rewardPool` from the caller and records the initial
+    ///         model (round 0). Returns the task id (1, 2, ...).
+    function createTask(TaskParams calldata p, bytes calldata initialModelCid, bytes32 initialModelSha256)
+        external
+        nonReentrant
+        returns (uint256 taskId)
+    {
+        _checkParams(p);
+        if (initialModelCid.length == 0) revert InvalidParameter("initialModelCid");
+        _checkFunds(p.rewardPool, false);
+        taskId = ++taskCount;
+        Task storage t = _tasks[taskId];
+        t.params = p;
+        t.owner = msg.sender;
+        t.pool = p.rewardPool;
+        t.state.hasShareKeys = p.shareBlocks != 0;
+        emit TaskCreated(taskId, msg.sender, p.aggregator, p.protocolId, p.paramsHash);
+        modelRegistry.record(taskId, 0, initialModelCid, initialModelSha256);
+        _open(taskId, t.state, Phase.Registration, p.registrationBlocks, p.maxParticipants);
+        token.safeTransferFrom(msg.sender, address(this), p.rewardPool);
+    }
+
+    /// @notice After the task ended: the owner takes back what is left of the pool
+    ///         (including slashed stake and the remainders of reward divisions).
+    function withdrawPool(uint256 taskId) external nonReentrant {
+        Task storage t = _task(taskId);
+        if (msg.sender != t.owner) revert NotTaskOwner(taskId, msg.sender);
+        _requirePhase(taskId, t.state, Phase.Ended);
+        uint256 amount = t.pool;
+        if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
+        t.pool = 0;
+        emit PoolWithdrawn(taskId, msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ participants
+
+    /// @notice Registers the caller for a task with its public keys, locking the task's stake
+    ///         (approve the coordinator for it first). The keys are bound to `msg.sender`.
+    function register(uint256 taskId, bytes32 agreementKey, bytes calldata heContextCid) external nonReentrant {
+        Task storage t = _task(taskId);
+        State storage s = t.state;
+        _requireOpen(taskId, s, Phase.Registration);
+        Member storage m = _members[taskId][msg.sender];
+        if (m.index != 0) revert AlreadyRegistered(taskId, msg.sender);
+        if (s.acted >= t.params.maxParticipants) revert TaskFull(taskId, t.params.maxParticipants);
+        uint128 stake = t.params.stake;
+        _checkFunds(stake, true);
+        uint32 index = keyRegistry.record(taskId, msg.sender, agreementKey, heContextCid);
+        _members[taskId][msg.sender] = Member(index, 0, Status.None, stake);
+        _commitments[taskId][msg.sender] = PLACEHOLDER;
+        s.acted += 1;
+        emit Registered(taskId, msg.sender, index, agreementKey, heContextCid);
+        token.safeTransferFrom(msg.sender, address(this), stake);
+    }
+
+    /// @notice ShareKeys: posts this round's masking public key s_u^PK and the CID of the
+    ///         caller's AEAD-encrypted share bundle (one entry per neighbour).
+    function shareKeys(uint256 taskId, bytes32 maskingKey, bytes calldata bundleCid) external {
+        State storage s = _task(taskId).state;
+        _requireOpen(taskId, s, Phase.ShareKeys);
+        Member storage m = _registered(taskId);
+        uint32 round = s.round;
+        if (m.round == round) revert DuplicateSubmission(taskId, round, msg.sender);
+        m.round = round;
+        m.status = Status.Shared;
+        s.acted += 1;
+        emit SharesPosted(taskId, round, msg.sender, maskingKey, bundleCid);
+    }
+
+    /// @notice Commit: posts keccak256(cid ‖ salt ‖ sender ‖ round) of the masked input's CID.
+    function commit(uint256 taskId, bytes32 commitment) external {
+        State storage s = _task(taskId).state;
+        _requireOpen(taskId, s, Phase.Commit);
+        Member storage m = _registered(taskId);
+        uint32 round = s.round;
+        Status current = m.round == round ? m.status : Status.None;
+        if (current >= Status.Committed) revert DuplicateCommit(taskId, round, msg.sender);
+        if (s.hasShareKeys && current != Status.Shared) revert SharesMissing(taskId, round, msg.sender);
+        m.round = round;
+        m.status = Status.Committed;
+        _commitments[taskId][msg.sender] = commitment;
+        emit Committed(taskId, round, msg.sender);
+    }
+
+    /// @notice Reveal: opens the commitment. A valid reveal puts the caller in U.
+    function reveal(uint256 taskId, bytes calldata cid, bytes32 salt) external {
+        State storage s = _task(taskId).state;
+        _requireOpen(taskId, s, Phase.Reveal);
+        Member storage m = _registered(taskId);
+        uint32 round = s.round;
+        Status current = m.round == round ? m.status : Status.None;
+        if (current == Status.Revealed) revert DuplicateSubmission(taskId, round, msg.sender);
+        if (current != Status.Committed) revert NotCommitted(taskId, round, msg.sender);
+        if (commitmentFor(cid, salt, msg.sender, round) != _commitments[taskId][msg.sender]) {
+            revert RevealMismatch(taskId, round, msg.sender);
+        }
+        m.status = Status.Revealed;
+        emit Revealed(taskId, round, msg.sender, cid);
+    }
+
+    /// @notice Unmask: a member of U posts the CID of its unmasking shares (self-mask seed
+    ///         shares for members of U, masking-key shares for neighbours not in U).
+    function postUnmask(uint256 taskId, bytes calldata cid) external {
+        State storage s = _task(taskId).state;
+        _requireOpen(taskId, s, Phase.Unmask);
+        Member storage m = _registered(taskId);
+        uint32 round = s.round;
+        Status current = m.round == round ? m.status : Status.None;
+        if (current == Status.Unmasked) revert DuplicateSubmission(taskId, round, msg.sender);
+        if (current != Status.Revealed) revert NotSurvivor(taskId, round, msg.sender);
+        m.status = Status.Unmasked;
+        s.acted += 1;
+        emit UnmaskPosted(taskId, round, msg.sender, cid);
+    }
+
+    /// @notice Pays the caller's rewards from finalized rounds (any time).
+    function claimRewards(uint256 taskId) external nonReentrant {
+        _task(taskId);
+        uint256 amount = _credits[taskId][msg.sender];
+        if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
+        _credits[taskId][msg.sender] = 0;
+        emit RewardClaimed(taskId, msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice After the task ended: returns the caller's stake, less what was slashed.
+    function withdrawStake(uint256 taskId) external nonReentrant {
+        Task storage t = _task(taskId);
+        _requirePhase(taskId, t.state, Phase.Ended);
+        Member storage m = _members[taskId][msg.sender];
+        uint256 amount = m.stake;
+        if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
+        m.stake = 0;
+        emit StakeWithdrawn(taskId, msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ aggregator
+
+    /// @notice Finalize: the task's aggregator posts the aggregate's CID and sha256. The
+    ///         round's reward is split equally among U; the next round (or the end) begins.
+    function finalizeRound(uint256 taskId, bytes calldata modelCid, bytes32 modelSha256) external {
+        Task storage t = _task(taskId);
+        if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
+        State storage s = t.state;
+        _requireOpen(taskId, s, Phase.Finalize);
+        if (modelCid.length == 0) revert InvalidParameter("modelCid");
+        uint32 round = s.round;
+        modelRegistry.record(taskId, round, modelCid, modelSha256);
+        uint256 reward = t.params.rewardPerRound < t.pool ? t.params.rewardPerRound : t.pool;
+        uint256 perSurvivor = reward / s.survivors;
+        if (perSurvivor != 0) {
+            t.pool -= uint128(perSurvivor * s.survivors);
+            address[] memory all = keyRegistry.participants(taskId);
+            uint256[] storage bits = _survivorBits[taskId][round];
+            for (uint256 i = 0; i < all.length; ++i) {
+                if (bits[i >> 8] & (uint256(1) << (i & 255)) != 0) _credits[taskId][all[i]] += perSurvivor;
+            }
+        }
+        emit RoundFinalized(taskId, round, s.survivors, perSurvivor);
+        _nextRound(taskId, t);
+    }
+
+    // ------------------------------------------------------------------ anyone
+
+    /// @notice Ends the current phase once its deadline has passed, or earlier once everyone
+    ///         who may act in it has acted (Registration, ShareKeys, Unmask), and opens the
+    ///         next one, fails the round or ends the task. Commit and Reveal always run to
+    ///         their deadline: they keep no counter, which saves two storage writes per
+    ///         participant per round (GAS.md).
+    function advance(uint256 taskId) external {
+        Task storage t = _task(taskId);
+        State storage s = t.state;
+        Phase phase = s.phase;
+        if (phase == Phase.Ended) revert WrongPhase(taskId, Phase.None, Phase.Ended);
+        bool everyoneActed = s.expected != 0 && s.acted >= s.expected;
+        if (block.number <= s.deadline && !everyoneActed) revert PhaseStillOpen(taskId, s.deadline);
+        TaskParams storage p = t.params;
+        if (phase == Phase.Registration) {
+            if (s.acted >= p.minParticipants) _startRound(taskId, t, 1);
+            else _end(taskId, s);
+        } else if (phase == Phase.ShareKeys) {
+            if (s.acted < p.threshold) _fail(taskId, t, phase);
+            else _open(taskId, s, Phase.Commit, p.commitBlocks, 0);
+        } else if (phase == Phase.Commit) {
+            _open(taskId, s, Phase.Reveal, p.revealBlocks, 0);
+        } else if (phase == Phase.Reveal) {
+            if (_closeReveal(taskId, t) < p.threshold) _fail(taskId, t, phase);
+            else if (p.unmaskBlocks != 0) _open(taskId, s, Phase.Unmask, p.unmaskBlocks, s.survivors);
+            else _open(taskId, s, Phase.Finalize, p.finalizeBlocks, 0);
+        } else if (phase == Phase.Unmask) {
+            _open(taskId, s, Phase.Finalize, p.finalizeBlocks, 0);
+        } else {
+            _fail(taskId, t, phase); // Finalize: the aggregator posted no model in time
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function taskParams(uint256 taskId) external view returns (TaskParams memory) {
+        return _task(taskId).params;
+    }
+
+    function taskState(uint256 taskId) external view returns (State memory) {
+        return _task(taskId).state;
+    }
+
+    function taskOwner(uint256 taskId) external view returns (address) {
+        return _task(taskId).owner;
+    }
+
+    function poolOf(uint256 taskId) external view returns (uint256) {
+        return _task(taskId).pool;
+    }
+
+    function memberOf(uint256 taskId, address account) external view returns (Member memory) {
+        return _members[taskId][account];
+    }
+
+    /// @notice The account's status in the task's current round.
+    function statusOf(uint256 taskId, address account) external view returns (Status) {
+        Member storage m = _members[taskId][account];
+        return m.round == _task(taskId).state.round ? m.status : Status.None;
+    }
+
+    function commitmentOf(uint256 taskId, address account) external view returns (bytes32) {
+        return _members[taskId][account].status >= Status.Committed ? _commitments[taskId][account] : bytes32(0);
+    }
+
+    function creditOf(uint256 taskId, address account) external view returns (uint256) {
+        return _credits[taskId][account];
+    }
+
+    /// @notice U of a round whose Reveal phase has closed, in registration order.
+    function survivors(uint256 taskId, uint32 round) external view returns (address[] memory out) {
+        uint256[] storage bits = _survivorBits[taskId][round];
+        if (bits.length == 0) return out;
+        address[] memory all = keyRegistry.participants(taskId);
+        uint256 n;
+        out = new address[](all.length);
+        for (uint256 i = 0; i < all.length; ++i) {
+            if (bits[i >> 8] & (uint256(1) << (i & 255)) != 0) out[n++] = all[i];
+        }
+        assembly ("memory-safe") {
+            mstore(out, n)
+        }
+    }
+
+    /// @notice The commitment a participant posts: keccak256(cid ‖ salt ‖ sender ‖ round).
+    function commitmentFor(bytes calldata cid, bytes32 salt, address sender, uint32 round)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(cid, salt, sender, uint256(round)));
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _task(uint256 taskId) private view returns (Task storage t) {
+        t = _tasks[taskId];
+        if (t.state.phase == Phase.None) revert UnknownTask(taskId);
+    }
+
+    function _registered(uint256 taskId) private view returns (Member storage m) {
+        m = _members[taskId][msg.sender];
+        if (m.index == 0) revert NotRegistered(taskId, msg.sender);
+    }
+
+    function _requirePhase(uint256 taskId, State storage s, Phase phase) private view {
+        if (s.phase != phase) revert WrongPhase(taskId, phase, s.phase);
+    }
+
+    function _requireOpen(uint256 taskId, State storage s, Phase phase) private view {
+        _requirePhase(taskId, s, phase);
+        if (block.number > s.deadline) revert DeadlinePassed(taskId, s.deadline);
+    }
+
+    function _checkParams(TaskParams calldata p) private view {
+        if (p.aggregator == address(0)) revert InvalidParameter("aggregator");
+        if (p.threshold == 0) revert InvalidParameter("threshold");
+        if (p.minParticipants < p.threshold) revert InvalidParameter("minParticipants");
+        if (p.maxParticipants < p.minParticipants || p.maxParticipants > MAX_PARTICIPANTS) {
+            revert InvalidParameter("maxParticipants");
+        }
+        if (p.numRounds == 0) revert InvalidParameter("numRounds");
+        if (p.registrationBlocks == 0) revert InvalidParameter("registrationBlocks");
+        if (p.commitBlocks == 0) revert InvalidParameter("commitBlocks");
+        if (p.revealBlocks == 0) revert InvalidParameter("revealBlocks");
+        if (p.finalizeBlocks == 0) revert InvalidParameter("finalizeBlocks");
+        if (p.slashAmount > p.stake) revert InvalidParameter("slashAmount");
+        if (p.rewardPerRound > p.rewardPool) revert InvalidParameter("rewardPerRound");
+        if (address(token).code.length == 0) revert InvalidParameter("token");
+    }
+
+    function _checkFunds(uint256 required, bool isStake) private view {
+        uint256 allowance = token.allowance(msg.sender, address(this));
+        uint256 balance = token.balanceOf(msg.sender);
+        if (allowance < required || balance < required) {
+            if (isStake) revert InsufficientStake(required, allowance, balance);
+            revert InsufficientFunds(required, allowance, balance);
+        }
+    }
+
+    function _open(uint256 taskId, State storage s, Phase phase, uint32 blocks, uint32 expected) private {
+        uint64 deadline = uint64(block.number) + blocks;
+        s.phase = phase;
+        s.deadline = deadline;
+        s.expected = expected;
+        s.acted = 0;
+        emit PhaseChanged(taskId, s.round, phase, deadline);
+    }
+
+    function _startRound(uint256 taskId, Task storage t, uint32 round) private {
+        State storage s = t.state;
+        s.round = round;
+        s.survivors = 0;
+        uint32 registered = uint32(keyRegistry.participantCount(taskId));
+        if (s.hasShareKeys) _open(taskId, s, Phase.ShareKeys, t.params.shareBlocks, registered);
+        else _open(taskId, s, Phase.Commit, t.params.commitBlocks, 0);
+    }
+
+    /// @dev Fixes U as a bitmap over registration indices and slashes those who committed
+    ///      and did not reveal.
+    function _closeReveal(uint256 taskId, Task storage t) private returns (uint32 survivorCount) {
+        State storage s = t.state;
+        uint32 round = s.round;
+        address[] memory all = keyRegistry.participants(taskId);
+        uint256[] memory bits = new uint256[]((all.length + 255) >> 8);
+        uint128 slashAmount = t.params.slashAmount;
+        for (uint256 i = 0; i < all.length; ++i) {
+            Member storage m = _members[taskId][all[i]];
+            if (m.round != round) continue;
+            if (m.status == Status.Revealed) {
+                bits[i >> 8] |= uint256(1) << (i & 255);
+                ++survivorCount;
+            } else if (m.status == Status.Committed) {
+                uint128 amount = m.stake < slashAmount ? m.stake : slashAmount;
+                m.stake -= amount;
+                m.status = Status.Slashed;
+                t.pool += amount;
+                emit Slashed(taskId, round, all[i], amount);
+            }
+        }
+        _survivorBits[taskId][round] = bits;
+        s.survivors = survivorCount;
+    }
+
+    function _fail(uint256 taskId, Task storage t, Phase phase) private {
+        emit RoundFailed(taskId, t.state.round, phase);
+        _nextRound(taskId, t);
+    }
+
+    function _nextRound(uint256 taskId, Task storage t) private {
+        uint32 round = t.state.round;
+        if (round >= t.params.numRounds) _end(taskId, t.state);
+        else _startRound(taskId, t, round + 1);
+    }
+
+    function _end(uint256 taskId, State storage s) private {
+        s.phase = Phase.Ended;
+        s.deadline = uint64(block.number);
+        s.expected = 0;
+        s.acted = 0;
+        emit PhaseChanged(taskId, s.round, Phase.Ended, s.deadline);
+        emit TaskEnded(taskId, s.round);
+    }
+}

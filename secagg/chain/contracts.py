@@ -1,0 +1,331 @@
+"""Typed bindings for the round contracts (``contracts/src``).
+
+:func:`deploy` puts a token and a :class:`RoundCoordinator` (which deploys its
+``KeyRegistry`` and ``ModelRegistry``) on a chain and returns :class:`Contracts`, whose
+methods are the on-chain steps of a round. Each write is signed by the account passed in;
+each revert raises the contract's named error (:mod:`secagg.chain.errors`).
+
+Notation (Bonawitz et al. CCS'17 -> here): c_u^PK = ``agreement_key`` (registered once per
+task), s_u^PK = ``masking_key`` (posted each round with the share bundle), U = the
+accounts whose reveal was valid (:meth:`Contracts.survivors`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from web3.contract import Contract
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from secagg.errors import ConfigError
+
+from .node import Chain
+
+
+class Phase(enum.IntEnum):
+    """``RoundCoordinator.Phase`` (same order)."""
+
+    NONE = 0
+    REGISTRATION = 1
+    SHARE_KEYS = 2
+    COMMIT = 3
+    REVEAL = 4
+    UNMASK = 5
+    FINALIZE = 6
+    ENDED = 7
+
+
+class Status(enum.IntEnum):
+    """``RoundCoordinator.Status``: a participant's progress in the current round."""
+
+    NONE = 0
+    SHARED = 1
+    COMMITTED = 2
+    REVEALED = 3
+    UNMASKED = 4
+    SLASHED = 5
+
+
+def protocol_id(name: str) -> bytes:
+    """A protocol's name as the contract's ``bytes32`` id (UTF-8, zero-padded)."""
+    raw = name.encode()
+    if not 0 < len(raw) <= 32:
+        raise ConfigError("a protocol id is 1 to 32 bytes of UTF-8", parameter="protocol_id")
+    return raw.ljust(32, b"\0")
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """``RoundCoordinator.TaskParams``; durations are in blocks, amounts in token units.
+
+    ``share_blocks = 0`` and ``unmask_blocks = 0`` drop those phases (HE tasks).
+    """
+
+    protocol_id: bytes
+    params_hash: bytes
+    aggregator: str
+    min_participants: int
+    max_participants: int
+    threshold: int
+    num_rounds: int = 1
+    registration_blocks: int = 20
+    share_blocks: int = 20
+    commit_blocks: int = 20
+    reveal_blocks: int = 20
+    unmask_blocks: int = 20
+    finalize_blocks: int = 20
+    stake: int = 100
+    slash_amount: int = 50
+    reward_per_round: int = 100
+    reward_pool: int = 1000
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> TaskParams:
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """``RoundCoordinator.State``: where a task is."""
+
+    phase: Phase
+    round: int
+    deadline: int
+    expected: int
+    acted: int
+    survivors: int
+    has_share_keys: bool
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> TaskState:
+        return cls(Phase(values[0]), *values[1:])
+
+
+@dataclass(frozen=True)
+class Member:
+    """``RoundCoordinator.Member``: registration index (1-based), round of ``status``, stake."""
+
+    index: int
+    round: int
+    status: Status
+    stake: int
+
+
+@dataclass(frozen=True)
+class Model:
+    cid: bytes
+    sha256: bytes
+    block_number: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded contract event."""
+
+    name: str
+    args: dict[str, Any]
+    block_number: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The addresses of one deployment (what agents need to find the contracts)."""
+
+    token: str
+    coordinator: str
+    key_registry: str
+    model_registry: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def commitment(cid: bytes, salt: bytes, sender: str, round: int) -> bytes:
+    """keccak256(cid ‖ salt ‖ sender ‖ round), as ``RoundCoordinator.commitmentFor``."""
+    if len(salt) != 32:
+        raise ConfigError("the commitment salt is 32 bytes", parameter="salt")
+    address = bytes.fromhex(sender.removeprefix("0x"))
+    return keccak(cid + salt + address + round.to_bytes(32, "big"))
+
+
+def deploy(chain: Chain, deployer: LocalAccount, *, token: str | None = None) -> Contracts:
+    """Deploys a :class:`RoundCoordinator` (and a fresh ``RewardToken`` owned by
+    ``deployer`` unless ``token`` is the address of an existing ERC-20)."""
+    if token is None:
+        contract, _ = chain.deploy(
+            deployer, "RewardToken", "secagg reward", "SAR", deployer.address
+        )
+        token = contract.address
+    coordinator, _ = chain.deploy(deployer, "RoundCoordinator", token)
+    return Contracts.at(
+        chain,
+        Deployment(
+            token=token,
+            coordinator=coordinator.address,
+            key_registry=chain.call(coordinator.functions.keyRegistry()),
+            model_registry=chain.call(coordinator.functions.modelRegistry()),
+        ),
+    )
+
+
+class Contracts:
+    """The contracts of one deployment, with one method per on-chain step."""
+
+    def __init__(self, chain: Chain, deployment: Deployment) -> None:
+        self.chain = chain
+        self.deployment = deployment
+        self.token: Contract = chain.contract("RewardToken", deployment.token)
+        self.coordinator: Contract = chain.contract("RoundCoordinator", deployment.coordinator)
+        self.keys: Contract = chain.contract("KeyRegistry", deployment.key_registry)
+        self.models: Contract = chain.contract("ModelRegistry", deployment.model_registry)
+
+    @classmethod
+    def at(cls, chain: Chain, deployment: Deployment) -> Contracts:
+        return cls(chain, deployment)
+
+    # --------------------------------------------------------------- token
+
+    def mint(self, owner: LocalAccount, to: str, amount: int) -> TxReceipt:
+        return self.chain.transact(owner, self.token.functions.mint(to, amount))
+
+    def approve(self, account: LocalAccount, amount: int) -> TxReceipt:
+        """Lets the coordinator pull ``amount`` (stake or reward pool) from ``account``."""
+        fn = self.token.functions.approve(self.coordinator.address, amount)
+        return self.chain.transact(account, fn)
+
+    def balance_of(self, address: str) -> int:
+        return int(self.chain.call(self.token.functions.balanceOf(address)))
+
+    # --------------------------------------------------------------- task owner
+
+    def create_task(
+        self,
+        owner: LocalAccount,
+        params: TaskParams,
+        initial_model_cid: bytes,
+        initial_model_sha256: bytes,
+        *,
+        approve: bool = True,
+    ) -> int:
+        """Creates a task (approving its reward pool first); returns the task id."""
+        if approve:
+            self.approve(owner, params.reward_pool)
+        fn = self.coordinator.functions.createTask(
+            params.as_abi(), initial_model_cid, initial_model_sha256
+        )
+        receipt = self.chain.transact(owner, fn)
+        (event,) = self.coordinator.events.TaskCreated().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["taskId"])
+
+    def withdraw_pool(self, owner: LocalAccount, task_id: int) -> TxReceipt:
+        return self.chain.transact(owner, self.coordinator.functions.withdrawPool(task_id))
+
+    # --------------------------------------------------------------- participants
+
+    def register(
+        self,
+        account: LocalAccount,
+        task_id: int,
+        agreement_key: bytes,
+        he_context_cid: bytes = b"",
+        *,
+        approve: bool = True,
+    ) -> TxReceipt:
+        """Registers ``account`` with its X25519 agreement key c_u^PK (and, for HE tasks,
+        the public context's CID), approving the stake first."""
+        if approve:
+            self.approve(account, self.params(task_id).stake)
+        fn = self.coordinator.functions.register(task_id, agreement_key, he_context_cid)
+        return self.chain.transact(account, fn)
+
+    def share_keys(
+        self, account: LocalAccount, task_id: int, masking_key: bytes, bundle_cid: bytes
+    ) -> TxReceipt:
+        fn = self.coordinator.functions.shareKeys(task_id, masking_key, bundle_cid)
+        return self.chain.transact(account, fn)
+
+    def commit(self, account: LocalAccount, task_id: int, value: bytes) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.commit(task_id, value))
+
+    def reveal(self, account: LocalAccount, task_id: int, cid: bytes, salt: bytes) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.reveal(task_id, cid, salt))
+
+    def post_unmask(self, account: LocalAccount, task_id: int, cid: bytes) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.postUnmask(task_id, cid))
+
+    def claim_rewards(self, account: LocalAccount, task_id: int) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.claimRewards(task_id))
+
+    def withdraw_stake(self, account: LocalAccount, task_id: int) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.withdrawStake(task_id))
+
+    # --------------------------------------------------------------- aggregator, anyone
+
+    def finalize_round(
+        self, aggregator: LocalAccount, task_id: int, model_cid: bytes, model_sha256: bytes
+    ) -> TxReceipt:
+        fn = self.coordinator.functions.finalizeRound(task_id, model_cid, model_sha256)
+        return self.chain.transact(aggregator, fn)
+
+    def advance(self, account: LocalAccount, task_id: int) -> TxReceipt:
+        return self.chain.transact(account, self.coordinator.functions.advance(task_id))
+
+    # --------------------------------------------------------------- views
+
+    def params(self, task_id: int) -> TaskParams:
+        return TaskParams.from_abi(self.chain.call(self.coordinator.functions.taskParams(task_id)))
+
+    def state(self, task_id: int) -> TaskState:
+        return TaskState.from_abi(self.chain.call(self.coordinator.functions.taskState(task_id)))
+
+    def member(self, task_id: int, address: str) -> Member:
+        index, round_, status, stake = self.chain.call(
+            self.coordinator.functions.memberOf(task_id, address)
+        )
+        return Member(index, round_, Status(status), stake)
+
+    def status(self, task_id: int, address: str) -> Status:
+        return Status(self.chain.call(self.coordinator.functions.statusOf(task_id, address)))
+
+    def survivors(self, task_id: int, round: int) -> list[str]:
+        """U of ``round``, in registration order (empty before its Reveal phase closed)."""
+        return list(self.chain.call(self.coordinator.functions.survivors(task_id, round)))
+
+    def participants(self, task_id: int) -> list[str]:
+        return list(self.chain.call(self.keys.functions.participants(task_id)))
+
+    def keys_of(self, task_id: int, address: str) -> tuple[bytes, bytes]:
+        """(c_u^PK, HE context CID) registered by ``address``."""
+        agreement, he_cid = self.chain.call(self.keys.functions.keysOf(task_id, address))
+        return bytes(agreement), bytes(he_cid)
+
+    def model(self, task_id: int, round: int) -> Model:
+        cid, digest, block = self.chain.call(self.models.functions.modelOf(task_id, round))
+        return Model(bytes(cid), bytes(digest), int(block))
+
+    def credit_of(self, task_id: int, address: str) -> int:
+        return int(self.chain.call(self.coordinator.functions.creditOf(task_id, address)))
+
+    def pool_of(self, task_id: int) -> int:
+        return int(self.chain.call(self.coordinator.functions.poolOf(task_id)))
+
+    def events(self, name: str, task_id: int, from_block: int = 0) -> list[Event]:
+        """Events ``name`` of ``task_id`` from ``from_block`` on, oldest first.
+
+        ``ModelPublished`` is read from the model registry, every other event from the
+        coordinator. Agents follow these logs rather than polling storage.
+        """
+        contract = self.models if name == "ModelPublished" else self.coordinator
+        logs = getattr(contract.events, name)().get_logs(
+            from_block=from_block, argument_filters={"taskId": task_id}
+        )
+        return [Event(name, dict(log["args"]), int(log["blockNumber"])) for log in logs]

@@ -1,0 +1,177 @@
+"""Errors of the chain layer: a revert surfaces as the contract's own named error.
+
+Every custom error declared by our contracts has a subclass of :class:`ContractError` here
+(a test checks the ABIs against this table); reverts from other code (OpenZeppelin's ERC-20
+errors, for instance) become a plain :class:`ContractError` that still carries the name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from secagg.errors import SecAggError
+
+__all__ = [
+    "AlreadyRegisteredError",
+    "ChainError",
+    "ContractError",
+    "DeadlinePassedError",
+    "DuplicateCommitError",
+    "DuplicateSubmissionError",
+    "InsufficientFundsError",
+    "InsufficientStakeError",
+    "InvalidParameterError",
+    "ModelAlreadyRecordedError",
+    "NoModelError",
+    "NodeError",
+    "NotAggregatorError",
+    "NotCommittedError",
+    "NotCoordinatorError",
+    "NotRegisteredError",
+    "NotSurvivorError",
+    "NotTaskOwnerError",
+    "NothingToWithdrawError",
+    "PhaseStillOpenError",
+    "RevealMismatchError",
+    "SharesMissingError",
+    "TaskFullError",
+    "TransactionError",
+    "UnknownTaskError",
+    "WrongPhaseError",
+    "error_class",
+]
+
+
+class ChainError(SecAggError):
+    """Root of everything that goes wrong on or with the chain."""
+
+
+class NodeError(ChainError):
+    """A node could not be started, reached or spoken to."""
+
+
+class TransactionError(ChainError):
+    """A transaction failed without a decodable reason (out of gas, reverted on inclusion)."""
+
+
+class ContractError(ChainError):
+    """A contract call reverted with a named custom error.
+
+    Attributes
+    ----------
+    error_name:
+        The Solidity error's name, e.g. ``"RevealMismatch"``.
+    arguments:
+        The error's decoded arguments by parameter name.
+    """
+
+    solidity_name: ClassVar[str] = ""
+    _by_name: ClassVar[dict[str, type[ContractError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.solidity_name:
+            ContractError._by_name[cls.solidity_name] = cls
+
+    def __init__(self, error_name: str, arguments: dict[str, Any]) -> None:
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in arguments.items())
+        super().__init__(f"{error_name}({shown})")
+        self.error_name = error_name
+        self.arguments = arguments
+
+
+def error_class(name: str) -> type[ContractError]:
+    """The subclass raised for the Solidity error ``name`` (``ContractError`` if none)."""
+    return ContractError._by_name.get(name, ContractError)
+
+
+def _show(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+class UnknownTaskError(ContractError):
+    solidity_name = "UnknownTask"
+
+
+class InvalidParameterError(ContractError):
+    solidity_name = "InvalidParameter"
+
+
+class WrongPhaseError(ContractError):
+    solidity_name = "WrongPhase"
+
+
+class DeadlinePassedError(ContractError):
+    solidity_name = "DeadlinePassed"
+
+
+class PhaseStillOpenError(ContractError):
+    solidity_name = "PhaseStillOpen"
+
+
+class NotRegisteredError(ContractError):
+    solidity_name = "NotRegistered"
+
+
+class AlreadyRegisteredError(ContractError):
+    solidity_name = "AlreadyRegistered"
+
+
+class TaskFullError(ContractError):
+    solidity_name = "TaskFull"
+
+
+class InsufficientStakeError(ContractError):
+    solidity_name = "InsufficientStake"
+
+
+class InsufficientFundsError(ContractError):
+    solidity_name = "InsufficientFunds"
+
+
+class DuplicateSubmissionError(ContractError):
+    solidity_name = "DuplicateSubmission"
+
+
+class SharesMissingError(ContractError):
+    solidity_name = "SharesMissing"
+
+
+class DuplicateCommitError(ContractError):
+    solidity_name = "DuplicateCommit"
+
+
+class NotCommittedError(ContractError):
+    solidity_name = "NotCommitted"
+
+
+class RevealMismatchError(ContractError):
+    solidity_name = "RevealMismatch"
+
+
+class NotSurvivorError(ContractError):
+    solidity_name = "NotSurvivor"
+
+
+class NotAggregatorError(ContractError):
+    solidity_name = "NotAggregator"
+
+
+class NotTaskOwnerError(ContractError):
+    solidity_name = "NotTaskOwner"
+
+
+class NothingToWithdrawError(ContractError):
+    solidity_name = "NothingToWithdraw"
+
+
+class NotCoordinatorError(ContractError):
+    solidity_name = "NotCoordinator"
+
+
+class ModelAlreadyRecordedError(ContractError):
+    solidity_name = "ModelAlreadyRecorded"
+
+
+class NoModelError(ContractError):
+    solidity_name = "NoModel"

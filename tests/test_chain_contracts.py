@@ -1,0 +1,514 @@
+"""Every contract function on the embedded chain: its happy path and each revert path.
+
+Reverts must surface as the contract's named error (a ``ContractError`` subclass carrying
+the Solidity name and arguments), never as a web3 or eth-tester exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from secagg.chain import Chain, Model, Phase, Status, commitment
+from secagg.chain.errors import (
+    AlreadyRegisteredError,
+    ContractError,
+    DeadlinePassedError,
+    DuplicateCommitError,
+    DuplicateSubmissionError,
+    InsufficientFundsError,
+    InsufficientStakeError,
+    InvalidParameterError,
+    ModelAlreadyRecordedError,
+    NoModelError,
+    NotAggregatorError,
+    NotCommittedError,
+    NotCoordinatorError,
+    NothingToWithdrawError,
+    NotRegisteredError,
+    NotSurvivorError,
+    NotTaskOwnerError,
+    PhaseStillOpenError,
+    RevealMismatchError,
+    SharesMissingError,
+    TaskFullError,
+    UnknownTaskError,
+    WrongPhaseError,
+)
+
+from .chain_world import TOKENS, World, cid, salt
+
+
+@pytest.fixture(scope="module")
+def fresh() -> World:
+    return World.build(Chain.embedded())
+
+
+@pytest.fixture
+def world(fresh: World) -> Iterator[World]:
+    snapshot = fresh.chain.snapshot()
+    fresh.reveals.clear()
+    yield fresh
+    fresh.chain.revert(snapshot)
+
+
+def registered_task(world: World, **overrides: object) -> int:
+    task = world.create_task(**overrides)
+    world.register(task)
+    world.contracts.advance(world.outsider, task)  # full: closes early
+    return task
+
+
+# ----------------------------------------------------------------------------- createTask
+
+
+def test_create_task_records_params_pool_and_initial_model(world: World) -> None:
+    c = world.contracts
+    before = c.balance_of(world.owner.address)
+    task = world.create_task()
+    assert c.params(task) == world.params()
+    state = c.state(task)
+    assert (state.phase, state.round, state.has_share_keys) == (Phase.REGISTRATION, 0, True)
+    assert c.pool_of(task) == 1000
+    assert c.balance_of(world.owner.address) == before - 1000
+    assert c.model(task, 0).cid == cid("model-0")
+    (event,) = c.events("TaskCreated", task)
+    assert event.args["aggregator"] == world.aggregator.address
+    assert world.create_task() == task + 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"aggregator": "0x" + "00" * 20}, "aggregator"),
+        ({"threshold": 0}, "threshold"),
+        ({"min_participants": 2}, "minParticipants"),
+        ({"max_participants": 2, "min_participants": 3}, "maxParticipants"),
+        ({"max_participants": 1025}, "maxParticipants"),
+        ({"num_rounds": 0}, "numRounds"),
+        ({"registration_blocks": 0}, "registrationBlocks"),
+        ({"commit_blocks": 0}, "commitBlocks"),
+        ({"reveal_blocks": 0}, "revealBlocks"),
+        ({"finalize_blocks": 0}, "finalizeBlocks"),
+        ({"slash_amount": 101}, "slashAmount"),
+        ({"reward_per_round": 1001}, "rewardPerRound"),
+    ],
+)
+def test_create_task_rejects_each_bad_parameter(
+    world: World, overrides: dict[str, object], name: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        world.create_task(**overrides)
+    assert info.value.arguments == {"name": name}
+
+
+def test_create_task_needs_an_initial_model_and_the_pool(world: World) -> None:
+    c = world.contracts
+    with pytest.raises(InvalidParameterError, match="initialModelCid"):
+        c.create_task(world.owner, world.params(), b"", b"\0" * 32)
+    with pytest.raises(InsufficientFundsError) as info:
+        c.create_task(world.owner, world.params(reward_pool=TOKENS + 1), cid(0), b"\0" * 32)
+    assert info.value.arguments["required"] == TOKENS + 1
+    with pytest.raises(InsufficientFundsError):  # enough tokens, no allowance
+        c.create_task(world.outsider, world.params(), cid(0), b"\0" * 32, approve=False)
+
+
+def test_unknown_task_is_a_named_error(world: World) -> None:
+    with pytest.raises(UnknownTaskError):
+        world.contracts.state(99)
+    with pytest.raises(UnknownTaskError):
+        world.contracts.advance(world.outsider, 99)
+    with pytest.raises(UnknownTaskError):
+        world.contracts.register(world.participants[0], 99, b"\1" * 32, approve=False)
+
+
+# ----------------------------------------------------------------------------- register
+
+
+def test_register_binds_keys_to_the_sender_and_locks_the_stake(world: World) -> None:
+    c = world.contracts
+    task = world.create_task()
+    alice = world.participants[0]
+    c.register(alice, task, b"\xaa" * 32, b"he-context-cid")
+    assert c.keys_of(task, alice.address) == (b"\xaa" * 32, b"he-context-cid")
+    assert c.member(task, alice.address).index == 1
+    assert c.member(task, alice.address).stake == 100
+    assert c.balance_of(alice.address) == TOKENS - 100
+    assert c.participants(task) == [alice.address]
+    (event,) = c.events("Registered", task)
+    assert event.args["participant"] == alice.address
+    with pytest.raises(NotRegisteredError):
+        c.keys_of(task, world.outsider.address)
+
+
+def test_nobody_can_write_keys_but_the_coordinator(world: World) -> None:
+    """The aggregator cannot substitute a participant's key in the registry."""
+    task = world.create_task()
+    world.register(task, world.participants[:1])
+    victim = world.participants[0].address
+    record = world.contracts.keys.functions.record(task, victim, b"\xee" * 32, b"")
+    with pytest.raises(NotCoordinatorError):
+        world.chain.transact(world.aggregator, record)
+    assert world.contracts.keys_of(task, victim)[0] == b"\x01" * 32
+
+
+def test_register_reverts(world: World) -> None:
+    c = world.contracts
+    task = world.create_task(max_participants=4)
+    alice, bob = world.participants[:2]
+    c.register(alice, task, b"\1" * 32)
+    with pytest.raises(AlreadyRegisteredError):
+        c.register(alice, task, b"\2" * 32)
+    with pytest.raises(InsufficientStakeError) as info:
+        c.register(bob, task, b"\2" * 32, approve=False)
+    assert info.value.arguments["required"] == 100
+    poor = world.chain.new_account(7)
+    with pytest.raises(InsufficientStakeError):
+        c.register(poor, task, b"\6" * 32)
+    world.register(task, world.participants[1:4])
+    with pytest.raises(TaskFullError):
+        c.register(world.participants[4], task, b"\5" * 32)
+    c.advance(world.outsider, task)  # full: Registration closes early
+    with pytest.raises(WrongPhaseError) as wrong:
+        c.register(world.participants[5], task, b"\7" * 32)
+    assert wrong.value.arguments["expected"] == Phase.REGISTRATION
+    assert wrong.value.arguments["actual"] == Phase.SHARE_KEYS
+
+
+def test_register_after_the_deadline(world: World) -> None:
+    task = world.create_task()
+    world.chain.mine(31)
+    with pytest.raises(DeadlinePassedError):
+        world.contracts.register(world.participants[0], task, b"\1" * 32)
+
+
+# ----------------------------------------------------------------------------- advance
+
+
+def test_advance_waits_for_the_deadline_or_everyone(world: World) -> None:
+    c = world.contracts
+    task = world.create_task()
+    world.register(task, world.participants[:3])
+    with pytest.raises(PhaseStillOpenError):
+        c.advance(world.outsider, task)
+    world.finish_phase(task)
+    state = c.state(task)
+    assert (state.phase, state.round, state.expected) == (Phase.SHARE_KEYS, 1, 3)
+    world.share(task, world.participants[:3])
+    c.advance(world.outsider, task)  # all three shared: early
+    assert world.phase(task) == Phase.COMMIT
+    world.commit(task, world.participants[:3])
+    with pytest.raises(PhaseStillOpenError):  # Commit runs to its deadline
+        c.advance(world.outsider, task)
+    phases = [e.args["phase"] for e in c.events("PhaseChanged", task)]
+    assert phases == [Phase.REGISTRATION, Phase.SHARE_KEYS, Phase.COMMIT]
+
+
+def test_too_few_registrations_end_the_task_and_refund(world: World) -> None:
+    c = world.contracts
+    task = world.create_task()
+    world.register(task, world.participants[:2])
+    world.finish_phase(task)
+    assert world.phase(task) == Phase.ENDED
+    with pytest.raises(WrongPhaseError):
+        c.advance(world.outsider, task)
+    c.withdraw_stake(world.participants[0], task)
+    assert c.balance_of(world.participants[0].address) == TOKENS
+    c.withdraw_pool(world.owner, task)
+    assert c.balance_of(world.owner.address) == TOKENS
+
+
+def test_a_round_with_too_few_shares_fails_and_the_next_begins(world: World) -> None:
+    c = world.contracts
+    task = registered_task(world)
+    world.share(task, world.participants[:2])
+    world.finish_phase(task)
+    (failed,) = c.events("RoundFailed", task)
+    assert failed.args == {"taskId": task, "round": 1, "phase": Phase.SHARE_KEYS}
+    assert (c.state(task).phase, c.state(task).round) == (Phase.SHARE_KEYS, 2)
+    world.share(task, world.participants[:2])  # statuses are per round
+    assert c.status(task, world.participants[0].address) == Status.SHARED
+
+
+# ----------------------------------------------------------------------------- shareKeys
+
+
+def test_share_keys(world: World) -> None:
+    c = world.contracts
+    task = registered_task(world)
+    alice = world.participants[0]
+    c.share_keys(alice, task, b"\x5a" * 32, cid("bundle"))
+    (event,) = c.events("SharesPosted", task)
+    assert event.args["maskingKey"] == b"\x5a" * 32
+    assert event.args["bundleCid"] == cid("bundle")
+    assert c.status(task, alice.address) == Status.SHARED
+    with pytest.raises(DuplicateSubmissionError):
+        c.share_keys(alice, task, b"\x5b" * 32, cid("bundle2"))
+    with pytest.raises(NotRegisteredError):
+        c.share_keys(world.outsider, task, b"\x5a" * 32, cid("x"))
+    world.share(task, world.participants[1:3])
+    world.chain.mine(31)
+    with pytest.raises(DeadlinePassedError):
+        c.share_keys(world.participants[3], task, b"\x5a" * 32, cid("late"))
+    c.advance(world.outsider, task)
+    with pytest.raises(WrongPhaseError):
+        c.share_keys(world.participants[3], task, b"\x5a" * 32, cid("late"))
+
+
+# ----------------------------------------------------------------------------- commit
+
+
+def test_commit(world: World) -> None:
+    c = world.contracts
+    task = registered_task(world)
+    a, b, d = world.participants[:3]
+    with pytest.raises(WrongPhaseError):
+        world.commit(task, [a])
+    world.share(task, [a, b, d])
+    world.finish_phase(task)
+    world.commit(task, [a])
+    assert c.status(task, a.address) == Status.COMMITTED
+    value = commitment(*world.reveals[(task, 1, a.address)], a.address, 1)
+    assert world.chain.call(c.coordinator.functions.commitmentOf(task, a.address)) == value
+    with pytest.raises(DuplicateCommitError):
+        c.commit(a, task, b"\1" * 32)
+    with pytest.raises(SharesMissingError):  # registered, but posted no share bundle
+        c.commit(world.participants[4], task, b"\1" * 32)
+    with pytest.raises(NotRegisteredError):
+        c.commit(world.outsider, task, b"\1" * 32)
+    world.chain.mine(31)
+    with pytest.raises(DeadlinePassedError):
+        c.commit(b, task, b"\1" * 32)
+
+
+def test_he_tasks_commit_without_share_bundles(world: World) -> None:
+    c = world.contracts
+    task = registered_task(world, share_blocks=0, unmask_blocks=0)
+    assert c.state(task).phase == Phase.COMMIT
+    world.commit(task, world.participants[:3])
+    world.finish_phase(task)
+    world.reveal(task, world.participants[:3])
+    world.finish_phase(task)
+    assert world.phase(task) == Phase.FINALIZE  # no Unmask phase
+
+
+def test_python_and_solidity_commitments_agree(world: World) -> None:
+    fn = world.contracts.coordinator.functions.commitmentFor
+    for n in (0, 1, 34, 36, 100):
+        blob = bytes(range(n))
+        on_chain = world.chain.call(fn(blob, salt(n), world.outsider.address, n))
+        assert on_chain == commitment(blob, salt(n), world.outsider.address, n)
+
+
+# ----------------------------------------------------------------------------- reveal
+
+
+def to_reveal(world: World, committers: int = 4) -> int:
+    task = registered_task(world)
+    world.share(task, world.participants)
+    world.finish_phase(task)
+    world.commit(task, world.participants[:committers])
+    world.finish_phase(task)
+    return task
+
+
+def test_reveal(world: World) -> None:
+    c = world.contracts
+    task = to_reveal(world)
+    a, b, f = world.participants[0], world.participants[1], world.participants[4]
+    world.reveal(task, [a])
+    assert c.status(task, a.address) == Status.REVEALED
+    (event,) = c.events("Revealed", task)
+    assert event.args["cid"] == world.reveals[(task, 1, a.address)][0]
+    with pytest.raises(DuplicateSubmissionError):
+        world.reveal(task, [a])
+    cid_b, salt_b = world.reveals[(task, 1, b.address)]
+    with pytest.raises(RevealMismatchError):
+        c.reveal(b, task, cid_b, salt(b"wrong"))
+    with pytest.raises(RevealMismatchError):
+        c.reveal(b, task, cid("another input"), salt_b)
+    with pytest.raises(NotCommittedError):
+        c.reveal(f, task, cid("f"), salt("f"))  # shared, never committed
+    with pytest.raises(NotRegisteredError):
+        c.reveal(world.outsider, task, cid_b, salt_b)
+    world.chain.mine(31)
+    with pytest.raises(DeadlinePassedError):
+        c.reveal(b, task, cid_b, salt_b)
+
+
+def test_a_copied_commitment_cannot_be_opened_by_the_copier(world: World) -> None:
+    """Commitments bind the sender: B replays A's commitment, then A's opening; it fails."""
+    c = world.contracts
+    task = registered_task(world)
+    a, b = world.participants[:2]
+    world.share(task, world.participants)
+    world.finish_phase(task)
+    world.commit(task, [a])
+    stolen = world.chain.call(c.coordinator.functions.commitmentOf(task, a.address))
+    c.commit(b, task, stolen)
+    world.finish_phase(task)
+    with pytest.raises(RevealMismatchError):
+        c.reveal(b, task, *world.reveals[(task, 1, a.address)])
+
+
+def test_reveal_close_fixes_u_and_slashes_who_did_not_reveal(world: World) -> None:
+    c = world.contracts
+    task = to_reveal(world, committers=5)
+    revealers = world.participants[:4]
+    world.reveal(task, revealers)
+    pool = c.pool_of(task)
+    world.finish_phase(task)
+    assert c.survivors(task, 1) == [p.address for p in revealers]
+    assert c.state(task).survivors == 4
+    cheater = world.participants[4]
+    assert c.member(task, cheater.address).stake == 100 - 60
+    assert c.member(task, cheater.address).status == Status.SLASHED
+    assert c.pool_of(task) == pool + 60
+    (slashed,) = c.events("Slashed", task)
+    assert (slashed.args["participant"], slashed.args["amount"]) == (cheater.address, 60)
+    # the one who never committed (participants[5]) is a dropout, not a cheater
+    assert c.member(task, world.participants[5].address).stake == 100
+
+
+def test_too_few_reveals_fail_the_round(world: World) -> None:
+    c = world.contracts
+    task = to_reveal(world)
+    world.reveal(task, world.participants[:2])
+    world.finish_phase(task)
+    (failed,) = c.events("RoundFailed", task)
+    assert failed.args["phase"] == Phase.REVEAL
+    assert (c.state(task).phase, c.state(task).round) == (Phase.SHARE_KEYS, 2)
+    assert len(c.events("Slashed", task)) == 2
+
+
+# ----------------------------------------------------------------------------- postUnmask
+
+
+def test_post_unmask_only_from_u(world: World) -> None:
+    c = world.contracts
+    task = to_reveal(world, committers=5)
+    world.reveal(task, world.participants[:4])
+    with pytest.raises(WrongPhaseError):
+        world.unmask(task, world.participants[:1])
+    world.finish_phase(task)
+    world.unmask(task, world.participants[:1])
+    assert c.status(task, world.participants[0].address) == Status.UNMASKED
+    with pytest.raises(DuplicateSubmissionError):
+        world.unmask(task, world.participants[:1])
+    for outside_u in world.participants[4:]:  # slashed cheater, non-committer
+        with pytest.raises(NotSurvivorError):
+            world.unmask(task, [outside_u])
+    with pytest.raises(NotRegisteredError):
+        world.unmask(task, [world.outsider])
+    world.unmask(task, world.participants[1:4])
+    c.advance(world.outsider, task)  # all of U posted: closes early
+    assert world.phase(task) == Phase.FINALIZE
+
+
+# ----------------------------------------------------------------------------- finalizeRound
+
+
+def to_finalize(world: World, **overrides: object) -> int:
+    task = registered_task(world, **overrides)
+    world.run_round(
+        task, commit=world.participants[:5], reveal=world.participants[:4], finalize=False
+    )
+    assert world.phase(task) == Phase.FINALIZE
+    return task
+
+
+def test_finalize_records_the_model_and_credits_u(world: World) -> None:
+    c = world.contracts
+    task = to_finalize(world)
+    pool = c.pool_of(task)
+    digest = hashlib.sha256(b"aggregate").digest()
+    c.finalize_round(world.aggregator, task, cid("aggregate"), digest)
+    assert c.model(task, 1) == Model(cid("aggregate"), digest, world.chain.block_number)
+    assert world.chain.call(c.models.functions.latestRound(task)) == 1
+    per = 90 // 4
+    credits = [c.credit_of(task, p.address) for p in world.participants]
+    assert credits == [per] * 4 + [0, 0]
+    assert c.pool_of(task) == pool - 4 * per
+    (done,) = c.events("RoundFinalized", task)
+    assert (done.args["survivors"], done.args["rewardPerSurvivor"]) == (4, per)
+    assert (c.state(task).phase, c.state(task).round) == (Phase.SHARE_KEYS, 2)
+
+
+def test_finalize_reverts(world: World) -> None:
+    c = world.contracts
+    task = to_finalize(world)
+    for impostor in (world.owner, world.participants[0], world.outsider):
+        with pytest.raises(NotAggregatorError):
+            c.finalize_round(impostor, task, cid("fake"), b"\0" * 32)
+    with pytest.raises(InvalidParameterError, match="modelCid"):
+        c.finalize_round(world.aggregator, task, b"", b"\0" * 32)
+    world.chain.mine(31)
+    with pytest.raises(DeadlinePassedError):
+        c.finalize_round(world.aggregator, task, cid("late"), b"\0" * 32)
+    c.advance(world.outsider, task)  # no model in time: the round fails, nobody is paid
+    assert c.events("RoundFailed", task)[0].args["phase"] == Phase.FINALIZE
+    assert c.credit_of(task, world.participants[0].address) == 0
+    with pytest.raises(WrongPhaseError):
+        c.finalize_round(world.aggregator, task, cid("late"), b"\0" * 32)
+    with pytest.raises(NoModelError):
+        c.model(task, 1)
+
+
+def test_only_the_coordinator_writes_models(world: World) -> None:
+    task = world.create_task()
+    record = world.contracts.models.functions.record(task, 1, cid("forged"), b"\0" * 32)
+    with pytest.raises(NotCoordinatorError):
+        world.chain.transact(world.aggregator, record)
+    assert ModelAlreadyRecordedError.solidity_name == "ModelAlreadyRecorded"
+
+
+# ----------------------------------------------------------------------------- payouts
+
+
+def test_rewards_are_paid_once(world: World) -> None:
+    c = world.contracts
+    task = to_finalize(world)
+    c.finalize_round(world.aggregator, task, cid("aggregate"), b"\1" * 32)
+    alice = world.participants[0]
+    before = c.balance_of(alice.address)
+    c.claim_rewards(alice, task)
+    assert c.balance_of(alice.address) == before + 90 // 4
+    with pytest.raises(NothingToWithdrawError):
+        c.claim_rewards(alice, task)
+    with pytest.raises(NothingToWithdrawError):  # not in U
+        c.claim_rewards(world.participants[5], task)
+
+
+def test_stakes_and_pool_come_back_after_the_end(world: World) -> None:
+    c = world.contracts
+    task = to_finalize(world, num_rounds=1)
+    with pytest.raises(WrongPhaseError):
+        c.withdraw_stake(world.participants[0], task)
+    with pytest.raises(WrongPhaseError):
+        c.withdraw_pool(world.owner, task)
+    c.finalize_round(world.aggregator, task, cid("aggregate"), b"\1" * 32)
+    assert world.phase(task) == Phase.ENDED
+    honest, cheater = world.participants[0], world.participants[4]
+    c.withdraw_stake(honest, task)
+    c.withdraw_stake(cheater, task)
+    assert c.balance_of(honest.address) == TOKENS  # stake back, reward still to claim
+    assert c.balance_of(cheater.address) == TOKENS - 60
+    with pytest.raises(NothingToWithdrawError):
+        c.withdraw_stake(honest, task)
+    with pytest.raises(NotTaskOwnerError):
+        c.withdraw_pool(world.aggregator, task)
+    c.withdraw_pool(world.owner, task)
+    assert c.balance_of(world.owner.address) == TOKENS - 4 * (90 // 4) + 60
+    with pytest.raises(NothingToWithdrawError):
+        c.withdraw_pool(world.owner, task)
+
+
+def test_foreign_reverts_keep_their_name(world: World) -> None:
+    """OpenZeppelin's errors have no subclass of ours but still carry their name."""
+    mint = world.contracts.token.functions.mint(world.outsider.address, 1)
+    with pytest.raises(ContractError) as info:
+        world.chain.transact(world.outsider, mint)
+    assert info.value.error_name == "OwnableUnauthorizedAccount"
+    assert info.value.arguments == {"account": world.outsider.address}
