@@ -184,6 +184,16 @@ def test_register_after_the_deadline(world: World) -> None:
         world.contracts.register(world.participants[0], task, b"\1" * 32)
 
 
+def test_a_call_is_checked_against_the_block_that_will_include_it(world: World) -> None:
+    """At the last block of a phase, a transaction lands one block too late: the named
+    error must come from the pre-flight check, not a bare failed receipt."""
+    task = world.create_task()
+    deadline = world.contracts.state(task).deadline
+    world.chain.mine(deadline - 1 - world.chain.block_number)
+    with pytest.raises(DeadlinePassedError):  # approve mines block `deadline`
+        world.contracts.register(world.participants[0], task, b"\1" * 32)
+
+
 # ----------------------------------------------------------------------------- advance
 
 

@@ -73,29 +73,37 @@ class AnvilNode:
 
     def start(self) -> str:
         """Starts the node and waits until it answers; returns its URL."""
+        reason = "not tried"
         for _ in range(3):  # another process may take the free port before anvil binds it
             self.port = free_port()
-            self._process = subprocess.Popen(  # noqa: S603 (our binary, fixed arguments)
-                [
-                    str(self.binary),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--hardfork",
-                    "prague",
-                    "--silent",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            try:
+                self._process = subprocess.Popen(  # noqa: S603 (our binary, fixed arguments)
+                    [
+                        str(self.binary),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(self.port),
+                        "--hardfork",
+                        "prague",
+                        "--silent",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as exc:
+                raise NodeError(f"cannot run anvil at {self.binary}: {exc}") from exc
             if self._wait_ready():
                 return self.url
-        stderr = b""
-        if self._process is not None and self._process.stderr is not None:
-            stderr = self._process.stderr.read()
-        self.stop()
-        raise NodeError(f"anvil did not start: {stderr.decode(errors='replace').strip()}")
+            reason = self._failure()
+            self.stop()
+        raise NodeError(f"anvil did not start on 127.0.0.1: {reason}")
+
+    def _failure(self) -> str:
+        process = self._process
+        if process is None or process.poll() is None or process.stderr is None:
+            return f"no answer within {self.startup_timeout} s"
+        return process.stderr.read().decode(errors="replace").strip() or "it exited"
 
     def _wait_ready(self) -> bool:
         assert self._process is not None

@@ -1,0 +1,243 @@
+"""Hypothesis stateful test of the round contracts: random calls by random accounts.
+
+Whatever the sequence (registrations, shares, honest and dishonest commits and reveals,
+unmask posts, advances, mined blocks, finalizations by anyone, claims and withdrawals),
+every rejected call is a named contract error and these stay true:
+
+- U of every closed round is exactly the set of valid reveals, a subset of the committers;
+- each account is paid at most what its rounds in U earned (claimed + credit == earned);
+- the token supply is conserved, and the coordinator holds exactly stakes + credits + pool;
+- a participant's stake is only ever reduced by slashing for a commit it did not reveal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from secagg.chain import Chain, Phase, Status, commitment
+from secagg.chain.errors import ContractError
+
+from .chain_world import World, cid, salt
+
+_WORLD: World | None = None
+
+
+def world() -> World:
+    global _WORLD
+    if _WORLD is None:
+        _WORLD = World.build(Chain.embedded(), num_participants=4)
+    return _WORLD
+
+
+ACTORS = st.integers(min_value=0, max_value=5)  # 4 participants, the outsider, the aggregator
+
+
+class RoundMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = world()
+        self.snapshot = self.w.chain.snapshot()
+        self.c = self.w.contracts
+        self.supply = self.w.chain.call(self.c.token.functions.totalSupply())
+        self.committers: dict[int, set[str]] = defaultdict(set)
+        self.valid_reveals: dict[int, set[str]] = defaultdict(set)
+        self.openings: dict[tuple[int, str], tuple[bytes, bytes]] = {}
+        self.claimed: dict[str, int] = defaultdict(int)
+        self.earned: dict[str, int] = defaultdict(int)
+        self.slashes: dict[str, int] = defaultdict(int)
+        self.withdrawn: set[str] = set()
+        self.rejected = 0
+
+    def teardown(self) -> None:
+        self.w.chain.revert(self.snapshot)
+
+    def actor(self, i: int):  # type: ignore[no-untyped-def]
+        return [*self.w.participants, self.w.outsider, self.w.aggregator][i]
+
+    def attempt(self, fn, *args) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args)
+        except ContractError:
+            self.rejected += 1
+            return False
+        return True
+
+    @initialize(registered=st.integers(2, 4))
+    def create(self, registered: int) -> None:
+        self.task = self.w.create_task(
+            max_participants=5,
+            min_participants=2,
+            threshold=2,
+            num_rounds=3,
+            registration_blocks=8,
+            share_blocks=8,
+            commit_blocks=8,
+            reveal_blocks=8,
+            unmask_blocks=8,
+            finalize_blocks=8,
+            reward_per_round=100,
+            reward_pool=250,
+        )
+        self.stake = self.c.params(self.task).stake
+        self.slash = self.c.params(self.task).slash_amount
+        self.reward = self.c.params(self.task).reward_per_round
+        for who in range(registered):
+            self.register(who)
+
+    @property
+    def round(self) -> int:
+        return self.c.state(self.task).round
+
+    def register(self, who: int) -> None:
+        self.attempt(self.c.register, self.actor(who), self.task, bytes([who + 1]) * 32)
+
+    def share(self, who: int) -> None:
+        self.attempt(self.c.share_keys, self.actor(who), self.task, b"\x07" * 32, cid(who))
+
+    def commit(self, who: int, nonce: int) -> None:
+        account, round_ = self.actor(who), self.round
+        opening = (cid(f"{who}/{round_}/{nonce}"), salt((who, round_, nonce)))
+        value = commitment(*opening, account.address, round_)
+        if self.attempt(self.c.commit, account, self.task, value):
+            self.committers[round_].add(account.address)
+            self.openings[(round_, account.address)] = opening
+
+    def reveal(self, who: int, honest: bool) -> None:
+        account, round_ = self.actor(who), self.round
+        opening = self.openings.get((round_, account.address), (cid("none"), salt("none")))
+        if not honest:
+            opening = (opening[0], hashlib.sha256(opening[1]).digest())
+        if self.attempt(self.c.reveal, account, self.task, *opening):
+            assert honest, "a reveal that does not open the commitment was accepted"
+            self.valid_reveals[round_].add(account.address)
+
+    def unmask(self, who: int) -> None:
+        self.attempt(self.c.post_unmask, self.actor(who), self.task, cid(f"u{who}"))
+
+    def finalize(self, who: int) -> None:
+        round_, pool = self.round, self.c.pool_of(self.task)
+        if self.attempt(self.c.finalize_round, self.actor(who), self.task, cid("agg"), b"\1" * 32):
+            event("a round was finalized")
+            survivors = self.valid_reveals[round_]
+            for address in survivors:  # the round's reward, split equally among U
+                self.earned[address] += min(self.reward, pool) // len(survivors)
+
+    def advance(self, who: int) -> None:
+        before = self.c.state(self.task)
+        if (
+            self.attempt(self.c.advance, self.actor(who), self.task)
+            and before.phase == Phase.REVEAL
+        ):
+            for address in self.committers[before.round] - self.valid_reveals[before.round]:
+                self.slashes[address] += 1
+                event("a participant was slashed")
+
+    @rule(
+        dropouts=st.sets(ACTORS, max_size=2),
+        cheaters=st.sets(ACTORS, max_size=1),
+        finalizer=st.sampled_from([5, 5, 5, 0, 4]),
+        close=st.booleans(),
+    )
+    def progress(self, dropouts: set[int], cheaters: set[int], finalizer: int, close: bool) -> None:
+        """Everyone but the dropouts does what the current phase asks (the outsider and the
+        aggregator are rejected, cheaters reveal a wrong opening); then, maybe, blocks are
+        mined past the deadline and the phase is advanced."""
+        phase = self.c.state(self.task).phase
+        steps = {
+            Phase.REGISTRATION: self.register,
+            Phase.SHARE_KEYS: self.share,
+            Phase.COMMIT: lambda who: self.commit(who, 0),
+            Phase.REVEAL: lambda who: self.reveal(who, who not in cheaters),
+            Phase.UNMASK: self.unmask,
+        }
+        group = set(range(6)) - dropouts
+        if phase == Phase.FINALIZE:
+            self.finalize(finalizer)
+        elif phase in steps:
+            for who in sorted(group):
+                steps[phase](who)
+        if close:
+            blocks = self.c.state(self.task).deadline - self.w.chain.block_number + 1
+            self.w.chain.mine(max(blocks, 0))
+            self.advance(4)
+
+    @rule(who=ACTORS, action=st.integers(0, 10), honest=st.booleans(), nonce=st.integers(0, 3))
+    def stray(self, who: int, action: int, honest: bool, nonce: int) -> None:
+        """Any call (payouts included) by anyone at any time: most are rejected with a named
+        error."""
+        calls = [
+            lambda: self.register(who),
+            lambda: self.share(who),
+            lambda: self.commit(who, nonce),
+            lambda: self.reveal(who, honest),
+            lambda: self.unmask(who),
+            lambda: self.finalize(who),
+            lambda: self.advance(who),
+            lambda: self.w.chain.mine(nonce + 1),
+            lambda: self.payout(who, 0),
+            lambda: self.payout(who, 1),
+            lambda: self.payout(who, 2),
+        ]
+        calls[action]()
+
+    def payout(self, who: int, kind: int) -> None:
+        account = self.actor(who)
+        if kind == 0:
+            credit = self.c.credit_of(self.task, account.address)
+            if self.attempt(self.c.claim_rewards, account, self.task):
+                self.claimed[account.address] += credit
+        elif kind == 1:
+            if self.attempt(self.c.withdraw_stake, account, self.task):
+                self.withdrawn.add(account.address)
+        else:
+            self.attempt(self.c.withdraw_pool, self.w.owner, self.task)
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        if not hasattr(self, "task"):
+            return
+        block = self.w.chain.block_number
+        if block == getattr(self, "checked_at", None):
+            return  # nothing was mined: nothing changed on chain
+        self.checked_at = block
+        self.u_is_the_set_of_valid_reveals()
+        self.payouts_and_custody()
+
+    def u_is_the_set_of_valid_reveals(self) -> None:
+        state = self.c.state(self.task)
+        closed = state.round - 1 if state.phase.value <= Phase.REVEAL.value else state.round
+        for round_ in range(1, closed + 1):
+            survivors = set(self.c.survivors(self.task, round_))
+            assert survivors <= self.committers[round_]
+            assert survivors == self.valid_reveals[round_]
+
+    def payouts_and_custody(self) -> None:
+        held = self.c.pool_of(self.task)
+        for account in [*self.w.participants, self.w.outsider, self.w.aggregator]:
+            address = account.address
+            credit = self.c.credit_of(self.task, address)
+            assert self.claimed[address] + credit == self.earned[address], (
+                "paid twice or not at all"
+            )
+            member = self.c.member(self.task, address)
+            if member.index == 0:
+                continue
+            expected = max(0, self.stake - self.slash * self.slashes[address])
+            if address in self.withdrawn:
+                assert member.stake == 0
+            else:
+                assert member.stake == expected, "a stake changed other than by slashing"
+            if member.status == Status.SLASHED:
+                assert self.slashes[address] > 0
+            held += credit + member.stake
+        assert self.c.balance_of(self.c.coordinator.address) == held
+        assert self.w.chain.call(self.c.token.functions.totalSupply()) == self.supply
+
+
+RoundMachine.TestCase.settings = settings(max_examples=10, stateful_step_count=25, deadline=None)
+TestRoundInvariants = RoundMachine.TestCase
