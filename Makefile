@@ -30,7 +30,7 @@ contracts: $(NODE_STAMP)
 
 # Measure gas per function on the embedded chain and rewrite contracts/GAS.md.
 gas: $(STAMP)
-	$(PY) contracts/gas_report.py > contracts/GAS.md
+	$(PY) -m secagg.chain.gas > contracts/GAS.md
 
 demo: $(STAMP)
 	$(VENV)/bin/secagg demo

@@ -86,7 +86,7 @@ def test_create_task_records_params_pool_and_initial_model(world: World) -> None
         ({"threshold": 0}, "threshold"),
         ({"min_participants": 2}, "minParticipants"),
         ({"max_participants": 2, "min_participants": 3}, "maxParticipants"),
-        ({"max_participants": 1025}, "maxParticipants"),
+        ({"max_participants": 513}, "maxParticipants"),
         ({"num_rounds": 0}, "numRounds"),
         ({"registration_blocks": 0}, "registrationBlocks"),
         ({"commit_blocks": 0}, "commitBlocks"),

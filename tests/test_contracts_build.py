@@ -23,7 +23,7 @@ def test_committed_artifacts_are_not_stale() -> None:
     node = shutil.which("node")
     if node is None or not (CONTRACTS_DIR / "node_modules" / "solc").is_dir():
         pytest.fail("needs node and `npm ci --prefix contracts` (make test installs them)")
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [node, str(CONTRACTS_DIR / "build.js"), "--check"],
         capture_output=True,
         text=True,

@@ -49,7 +49,7 @@ contract RoundCoordinator is ReentrancyGuard {
 
     /// @notice Loops over participants run when a reveal phase closes and when a round is
     ///         finalized; this cap keeps them far below the block gas limit.
-    uint32 public constant MAX_PARTICIPANTS = 1024;
+    uint32 public constant MAX_PARTICIPANTS = 512;
 
     bytes32 private constant PLACEHOLDER = bytes32(uint256(1));
 
