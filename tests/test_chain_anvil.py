@@ -54,7 +54,8 @@ def test_two_rounds_with_a_dropout_and_a_cheater_on_anvil(anvil: AnvilNode) -> N
 
 def test_the_node_is_stopped_by_its_pid() -> None:
     node = AnvilNode()
-    url = node.start()
+    node.start()
+    url = node.url
     pid = node.pid
     assert pid is not None
     assert Chain.connect(url).block_number == 0

@@ -12,8 +12,9 @@ import secagg.errors as errors_module
 from secagg.errors import SecAggError
 
 ROOT = Path(__file__).resolve().parents[1]
-# secagg/chain (and secagg/store) are drivers by design (DESIGN.md §1): they talk to nodes.
-ADAPTERS = ("chain", "store")
+# secagg/chain, secagg/store and the daemon launcher are drivers by design (DESIGN.md §1):
+# they talk to nodes and start processes.
+ADAPTERS = ("chain", "store", "daemon.py")
 CORE = sorted(
     p
     for p in (ROOT / "secagg").rglob("*.py")

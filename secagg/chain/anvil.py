@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
+
+from secagg.daemon import LocalDaemon
 
 from .errors import NodeError
 
@@ -38,14 +36,8 @@ def find_anvil(contracts_dir: Path | None = None) -> Path:
     )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class AnvilNode:
-    """An anvil process on 127.0.0.1; use as a context manager.
+class AnvilNode(LocalDaemon):
+    """An anvil process on 127.0.0.1 (Prague rules); use as a context manager.
 
     Parameters
     ----------
@@ -55,92 +47,35 @@ class AnvilNode:
         Seconds to wait for the RPC to answer.
     """
 
+    name = "anvil"
+
     def __init__(self, binary: Path | None = None, *, startup_timeout: float = 30.0) -> None:
+        super().__init__(startup_timeout=startup_timeout, error=NodeError)
         self.binary = binary or find_anvil()
-        self.startup_timeout = startup_timeout
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        if self._process is None:
+        if not self.running:
             raise NodeError("anvil is not running")
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+    def command(self) -> list[str]:
+        port = str(self.port)
+        return [
+            str(self.binary),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--hardfork",
+            "prague",
+            "--silent",
+        ]
 
-    def start(self) -> str:
-        """Starts the node and waits until it answers; returns its URL."""
-        reason = "not tried"
-        for _ in range(3):  # another process may take the free port before anvil binds it
-            self.port = free_port()
-            try:
-                self._process = subprocess.Popen(  # noqa: S603 (our binary, fixed arguments)
-                    [
-                        str(self.binary),
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(self.port),
-                        "--hardfork",
-                        "prague",
-                        "--silent",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                )
-            except OSError as exc:
-                raise NodeError(f"cannot run anvil at {self.binary}: {exc}") from exc
-            if self._wait_ready():
-                return self.url
-            reason = self._failure()
-            self.stop()
-        raise NodeError(f"anvil did not start on 127.0.0.1: {reason}")
-
-    def _failure(self) -> str:
-        process = self._process
-        if process is None or process.poll() is None or process.stderr is None:
-            return f"no answer within {self.startup_timeout} s"
-        return process.stderr.read().decode(errors="replace").strip() or "it exited"
-
-    def _wait_ready(self) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout
+    def answers(self) -> bool:
         request = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                return False
-            try:
-                httpx.post(f"http://127.0.0.1:{self.port}", json=request, timeout=1.0)
-                return True
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        """Stops the process by its PID (SIGTERM, then SIGKILL after 5 s)."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
-
-    def __enter__(self) -> AnvilNode:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            httpx.post(f"http://127.0.0.1:{self.port}", json=request, timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return True
