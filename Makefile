@@ -7,8 +7,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
-# Node packages pinned by contracts/package.json: solcjs, OpenZeppelin, anvil.
+# Node packages pinned by contracts/package.json (solcjs, OpenZeppelin, anvil) and by
+# tools/ipfs/package.json (js-ipfs, the IPFS daemon of the tests; ~3 min cold).
 NODE_STAMP := contracts/node_modules/.installed-stamp
+IPFS_STAMP := tools/ipfs/node_modules/.installed-stamp
 
 .PHONY: demo test bench lint typecheck contracts gas clean
 
@@ -24,6 +26,10 @@ $(NODE_STAMP): contracts/package.json contracts/package-lock.json
 	npm ci --prefix contracts --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+$(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
+	npm ci --prefix tools/ipfs --no-audit --no-fund --loglevel=error
+	touch $(IPFS_STAMP)
+
 # Rebuild the committed ABI + bytecode artifacts (secagg/chain/artifacts/) from contracts/src.
 contracts: $(NODE_STAMP)
 	node contracts/build.js
@@ -35,7 +41,7 @@ gas: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/secagg demo
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(IPFS_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -51,4 +57,4 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy secagg protocols clients
 
 clean:
-	rm -rf $(VENV) contracts/node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) contracts/node_modules tools/ipfs/node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

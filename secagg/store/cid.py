@@ -41,8 +41,8 @@ def _encode(codec: str, digest: bytes) -> str:
 
 
 def parse(value: str | bytes) -> tuple[str, bytes]:
-    """(codec, sha256 digest) of a CIDv1 string or binary CID; anything else raises
-    :class:`InvalidCidError`."""
+    """(codec, sha256 digest) of a CID string or binary CID (v1; v0 reads as dag-pb);
+    anything else raises :class:`InvalidCidError`."""
     try:
         if isinstance(value, bytes):
             parsed = pycid.from_bytes(value)
@@ -55,8 +55,10 @@ def parse(value: str | bytes) -> tuple[str, bytes]:
         raise
     except Exception as exc:
         raise InvalidCidError(f"not a CID: {value!r:.80}: {exc}") from exc
-    if parsed.version != 1 or decoded.name != "sha2-256" or len(decoded.digest) != 32:
-        raise InvalidCidError(f"only CIDv1 with sha2-256 is handled: {value!r:.80}")
+    if decoded.name != "sha2-256" or len(decoded.digest) != 32:
+        raise InvalidCidError(f"only sha2-256 CIDs are handled: {value!r:.80}")
+    if parsed.version == 0:  # kubo's default "Qm..." names: dag-pb, same multihash
+        return DAG_PB, bytes(decoded.digest)
     if parsed.codec not in (RAW, DAG_PB):
         raise InvalidCidError(f"codec {parsed.codec} is not raw or dag-pb: {value!r:.80}")
     return str(parsed.codec), bytes(decoded.digest)

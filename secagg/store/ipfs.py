@@ -35,7 +35,9 @@ from .errors import (
     StoreUnavailableError,
 )
 
-_NOT_FOUND = ("not found", "could not find", "no such", "does not exist")
+# kubo: "block was not found locally (offline)"; js-ipfs: "... request timed out" (the
+# lookup timeout of an offline daemon that does not hold the block)
+_NOT_FOUND = ("not found", "could not find", "no such", "does not exist", "timed out")
 MAX_DEPTH = 32  # a UnixFS tree of 256 KiB leaves and 174 links per node is ~5 deep for 1 TB
 
 
@@ -52,8 +54,14 @@ class IpfsStore(Store):
         Further attempts after a connection failure or a timeout.
     backoff:
         Seconds before the first retry; doubled each time.
+    lookup_timeout:
+        Seconds the daemon may look for a block before it counts as absent. Kubo answers
+        at once with ``offline=true``; js-ipfs ignores that and waits for the block, so the
+        daemon's own ``timeout`` ends the wait.
     sleep:
         Injected for tests.
+    transport:
+        An httpx transport (default: plain HTTP), e.g. to route through a proxy.
     """
 
     def __init__(
@@ -63,13 +71,18 @@ class IpfsStore(Store):
         timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.2,
+        lookup_timeout: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
+        self._lookup = {"offline": "true", "timeout": f"{int(lookup_timeout * 1000)}ms"}
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout))
+        self._http = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout), transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -77,7 +90,7 @@ class IpfsStore(Store):
     # ---------------------------------------------------------------- interface
 
     def put(self, data: bytes) -> str:
-        return self._with_retries(lambda: self.put_stream([data]))
+        return str(self._with_retries(lambda: self.put_stream([data])))
 
     def put_stream(self, chunks: Iterable[bytes]) -> str:
         reader = _HashingReader(chunks)
@@ -97,13 +110,13 @@ class IpfsStore(Store):
 
     def has(self, cid: str | bytes) -> bool:
         try:
-            self._request("block/stat", {"arg": cids.normalize(cid), "offline": "true"})
+            self._request("block/stat", {"arg": cids.normalize(cid), **self._lookup})
         except NotFoundError:
             return False
         return True
 
     def pin(self, cid: str | bytes) -> None:
-        self._request("pin/add", {"arg": cids.normalize(cid), "offline": "true"})
+        self._request("pin/add", {"arg": cids.normalize(cid), **self._lookup})
 
     # ---------------------------------------------------------------- reading
 
@@ -122,7 +135,7 @@ class IpfsStore(Store):
             yield from self._walk(cids.normalize(link), depth + 1)
 
     def _block(self, cid: str) -> bytes:
-        response = self._request("block/get", {"arg": cid, "offline": "true"})
+        response = self._request("block/get", {"arg": cid, **self._lookup})
         cids.verify_block(cid, response.content)
         return response.content
 
@@ -189,7 +202,7 @@ def _last_hash(response: httpx.Response) -> str:
             found = entry["Hash"]
     if found is None:
         raise StoreProtocolError(f"IPFS add answered no hash: {response.text[:200]!r}")
-    return found
+    return str(found)
 
 
 class _HashingReader:
