@@ -26,8 +26,11 @@ $(NODE_STAMP): contracts/package.json contracts/package-lock.json
 	npm ci --prefix contracts --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# `npm install` (it follows the lock file) rather than `npm ci`: one of js-ipfs's optional
+# dependencies points at a git tarball that cannot be fetched here, and `npm ci` refuses a lock
+# file without it while `npm install` skips it as optional.
 $(IPFS_STAMP): tools/ipfs/package.json tools/ipfs/package-lock.json
-	npm ci --prefix tools/ipfs --no-audit --no-fund --loglevel=error
+	npm install --prefix tools/ipfs --no-audit --no-fund --loglevel=error
 	touch $(IPFS_STAMP)
 
 # Rebuild the committed ABI + bytecode artifacts (secagg/chain/artifacts/) from contracts/src.

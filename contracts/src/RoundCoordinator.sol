@@ -218,11 +218,8 @@ contract RoundCoordinator is ReentrancyGuard {
     /// @notice ShareKeys: posts this round's masking public key s_u^PK and the CID of the
     ///         caller's AEAD-encrypted share bundle (one entry per neighbour).
     function shareKeys(uint256 taskId, bytes32 maskingKey, bytes calldata bundleCid) external {
-        State storage s = _task(taskId).state;
-        _requireOpen(taskId, s, Phase.ShareKeys);
-        Member storage m = _registered(taskId);
-        uint32 round = s.round;
-        if (m.round == round) revert DuplicateSubmission(taskId, round, msg.sender);
+        (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.ShareKeys);
+        if (current != Status.None) revert DuplicateSubmission(taskId, round, msg.sender);
         m.round = round;
         m.status = Status.Shared;
         s.acted += 1;
@@ -231,11 +228,7 @@ contract RoundCoordinator is ReentrancyGuard {
 
     /// @notice Commit: posts keccak256(cid ‖ salt ‖ sender ‖ round) of the masked input's CID.
     function commit(uint256 taskId, bytes32 commitment) external {
-        State storage s = _task(taskId).state;
-        _requireOpen(taskId, s, Phase.Commit);
-        Member storage m = _registered(taskId);
-        uint32 round = s.round;
-        Status current = m.round == round ? m.status : Status.None;
+        (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Commit);
         if (current >= Status.Committed) revert DuplicateCommit(taskId, round, msg.sender);
         if (s.hasShareKeys && current != Status.Shared) revert SharesMissing(taskId, round, msg.sender);
         m.round = round;
@@ -246,11 +239,7 @@ contract RoundCoordinator is ReentrancyGuard {
 
     /// @notice Reveal: opens the commitment. A valid reveal puts the caller in U.
     function reveal(uint256 taskId, bytes calldata cid, bytes32 salt) external {
-        State storage s = _task(taskId).state;
-        _requireOpen(taskId, s, Phase.Reveal);
-        Member storage m = _registered(taskId);
-        uint32 round = s.round;
-        Status current = m.round == round ? m.status : Status.None;
+        (, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Reveal);
         if (current == Status.Revealed) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Committed) revert NotCommitted(taskId, round, msg.sender);
         if (commitmentFor(cid, salt, msg.sender, round) != _commitments[taskId][msg.sender]) {
@@ -263,11 +252,7 @@ contract RoundCoordinator is ReentrancyGuard {
     /// @notice Unmask: a member of U posts the CID of its unmasking shares (self-mask seed
     ///         shares for members of U, masking-key shares for neighbours not in U).
     function postUnmask(uint256 taskId, bytes calldata cid) external {
-        State storage s = _task(taskId).state;
-        _requireOpen(taskId, s, Phase.Unmask);
-        Member storage m = _registered(taskId);
-        uint32 round = s.round;
-        Status current = m.round == round ? m.status : Status.None;
+        (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Unmask);
         if (current == Status.Unmasked) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Revealed) revert NotSurvivor(taskId, round, msg.sender);
         m.status = Status.Unmasked;
@@ -424,9 +409,19 @@ contract RoundCoordinator is ReentrancyGuard {
         if (t.state.phase == Phase.None) revert UnknownTask(taskId);
     }
 
-    function _registered(uint256 taskId) private view returns (Member storage m) {
+    /// @dev The checks every participant call starts with: the task exists, `phase` is open,
+    ///      the caller is registered; returns its status in the current round.
+    function _caller(uint256 taskId, Phase phase)
+        private
+        view
+        returns (State storage s, Member storage m, uint32 round, Status current)
+    {
+        s = _task(taskId).state;
+        _requireOpen(taskId, s, phase);
         m = _members[taskId][msg.sender];
         if (m.index == 0) revert NotRegistered(taskId, msg.sender);
+        round = s.round;
+        current = m.round == round ? m.status : Status.None;
     }
 
     function _requirePhase(uint256 taskId, State storage s, Phase phase) private view {

@@ -1,6 +1,6 @@
 """A real IPFS daemon for tests and development: js-ipfs, offline, on 127.0.0.1.
 
-No kubo binary can be installed here; js-ipfs (``npm ci --prefix tools/ipfs`` installs
+No kubo binary can be installed here; js-ipfs (``npm install --prefix tools/ipfs`` installs
 ``ipfs@0.66.1``) speaks the same HTTP RPC API. On Node 20 it needs a
 ``Promise.withResolvers`` polyfill, loaded with ``NODE_OPTIONS=--require polyfill.cjs``. The
 repository is initialised with ``--profile test`` (no bootstrap peers, no discovery), the API
@@ -36,7 +36,7 @@ def find_jsipfs(tools_dir: Path = TOOLS) -> Path:
     if found.is_file():
         return found
     raise StoreUnavailableError(
-        f"no js-ipfs: run `npm ci --prefix tools/ipfs` (installs ipfs@0.66.1) or set {ENV_VAR}"
+        f"no js-ipfs: run `npm install --prefix tools/ipfs` (installs ipfs@0.66.1) or set {ENV_VAR}"
     )
 
 
