@@ -522,3 +522,21 @@ def test_foreign_reverts_keep_their_name(world: World) -> None:
         world.chain.transact(world.outsider, mint)
     assert info.value.error_name == "OwnableUnauthorizedAccount"
     assert info.value.arguments == {"account": world.outsider.address}
+
+
+def test_an_event_cursor_sees_each_event_once_in_chain_order(world: World) -> None:
+    c = world.contracts
+    task = world.create_task(num_rounds=1)
+    other = world.create_task()
+    cursor = c.follow(task)
+    first = cursor.poll()
+    assert [e.name for e in first] == ["TaskCreated", "ModelPublished", "PhaseChanged"]
+    assert cursor.poll() == []
+    world.register(task, world.participants[:3])
+    world.register(other, world.participants[3:4])  # another task's events stay out
+    world.finish_phase(task)
+    world.run_round(task, share=world.participants[:3])
+    names = [e.name for e in cursor.poll()]
+    assert names.count("Registered") == 3 and names.count("Revealed") == 3
+    assert names[-4:] == ["ModelPublished", "RoundFinalized", "PhaseChanged", "TaskEnded"]
+    assert cursor.poll() == []

@@ -129,11 +129,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Event:
-    """A decoded contract event."""
+    """A decoded contract event, with its place in the chain."""
 
     name: str
     args: dict[str, Any]
     block_number: int
+    log_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -328,4 +329,51 @@ class Contracts:
         logs = getattr(contract.events, name)().get_logs(
             from_block=from_block, argument_filters={"taskId": task_id}
         )
-        return [Event(name, dict(log["args"]), int(log["blockNumber"])) for log in logs]
+        return [_event(log) for log in logs]
+
+    def follow(self, task_id: int, from_block: int = 0) -> EventCursor:
+        """A cursor over every event of ``task_id`` (all contracts), for agents."""
+        return EventCursor(self, task_id, from_block)
+
+
+class EventCursor:
+    """Each event of one task once, in chain order: call :meth:`poll` whenever.
+
+    One ``eth_getLogs`` per poll over the coordinator and the model registry, filtered by
+    the task id (the first indexed argument of every event of ours).
+    """
+
+    def __init__(self, contracts: Contracts, task_id: int, from_block: int = 0) -> None:
+        self.contracts = contracts
+        self.task_id = task_id
+        self.next_block = from_block
+        self._decoders = {
+            event.topic: event
+            for contract in (contracts.coordinator, contracts.models)
+            for event in contract.all_events()
+        }
+
+    def poll(self) -> list[Event]:
+        """The events mined since the last poll, oldest first."""
+        latest = self.contracts.chain.block_number
+        if latest < self.next_block:
+            return []
+        logs = self.contracts.chain.w3.eth.get_logs(
+            {
+                "address": [self.contracts.coordinator.address, self.contracts.models.address],
+                "fromBlock": self.next_block,
+                "toBlock": latest,
+                "topics": [None, "0x" + self.task_id.to_bytes(32, "big").hex()],
+            }
+        )
+        self.next_block = latest + 1
+        events = []
+        for log in logs:
+            decoder = self._decoders.get("0x" + bytes(log["topics"][0]).hex())
+            if decoder is not None:
+                events.append(_event(decoder.process_log(log)))
+        return sorted(events, key=lambda e: (e.block_number, e.log_index))
+
+
+def _event(log: Any) -> Event:
+    return Event(log["event"], dict(log["args"]), int(log["blockNumber"]), int(log["logIndex"]))
