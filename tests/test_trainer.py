@@ -18,7 +18,6 @@ from secagg.clients.trainer import (
     weighted_sum,
 )
 from secagg.errors import ConfigError
-
 from tests.conftest import requires_cuda
 
 
