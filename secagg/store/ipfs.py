@@ -105,8 +105,8 @@ class IpfsStore(Store):
 
     def get_stream(self, cid: str | bytes) -> Iterator[bytes]:
         root = cids.normalize(cid)
-        self._block(root)  # fail here, not at the first next(), when the root is missing
-        return self._walk(root, 0)
+        block = self._block(root)  # fail here, not at the first next(), when it is missing
+        return self._walk(root, 0, block)
 
     def has(self, cid: str | bytes) -> bool:
         try:
@@ -120,10 +120,11 @@ class IpfsStore(Store):
 
     # ---------------------------------------------------------------- reading
 
-    def _walk(self, cid: str, depth: int) -> Iterator[bytes]:
+    def _walk(self, cid: str, depth: int, block: bytes | None = None) -> Iterator[bytes]:
         if depth > MAX_DEPTH:
             raise StoreProtocolError(f"the DAG under {cid} is deeper than {MAX_DEPTH}")
-        block = self._block(cid)
+        if block is None:
+            block = self._block(cid)
         codec, _ = cids.parse(cid)
         if codec == cids.RAW:
             yield block
