@@ -192,8 +192,8 @@ def fedavg_step(params: Params, weighted_sum: Params, survivor_weight: float) ->
 
 def weighted_sum(updates: Mapping[int, Params], weights: Mapping[int, float]) -> Params:
     """The plain (insecure) sum_u w_u Delta_u: the reference the secure sum must match."""
-    ids = list(updates)
+    first = next(iter(updates.values()))
     return [
-        sum((weights[u] * updates[u][i] for u in ids[1:]), weights[ids[0]] * updates[ids[0]][i])
-        for i in range(len(updates[ids[0]]))
+        sum((weights[u] * update[i] for u, update in updates.items()), torch.zeros_like(layer))
+        for i, layer in enumerate(first)
     ]

@@ -160,14 +160,20 @@ def commitment(cid: bytes, salt: bytes, sender: str, round: int) -> bytes:
 
 def deploy(chain: Chain, deployer: LocalAccount, *, token: str | None = None) -> Contracts:
     """Deploys a :class:`RoundCoordinator` (and a fresh ``RewardToken`` owned by
-    ``deployer`` unless ``token`` is the address of an existing ERC-20)."""
+    ``deployer`` unless ``token`` is the address of an existing ERC-20).
+
+    The gas of each deployment is in :attr:`Contracts.deploy_gas`.
+    """
+    deploy_gas = {}
     if token is None:
-        contract, _ = chain.deploy(
+        contract, receipt = chain.deploy(
             deployer, "RewardToken", "secagg reward", "SAR", deployer.address
         )
         token = contract.address
-    coordinator, _ = chain.deploy(deployer, "RoundCoordinator", token)
-    return Contracts.at(
+        deploy_gas["RewardToken"] = int(receipt["gasUsed"])
+    coordinator, receipt = chain.deploy(deployer, "RoundCoordinator", token)
+    deploy_gas["RoundCoordinator"] = int(receipt["gasUsed"])
+    contracts = Contracts(
         chain,
         Deployment(
             token=token,
@@ -176,6 +182,8 @@ def deploy(chain: Chain, deployer: LocalAccount, *, token: str | None = None) ->
             model_registry=chain.call(coordinator.functions.modelRegistry()),
         ),
     )
+    contracts.deploy_gas = deploy_gas
+    return contracts
 
 
 class Contracts:
@@ -188,10 +196,7 @@ class Contracts:
         self.coordinator: Contract = chain.contract("RoundCoordinator", deployment.coordinator)
         self.keys: Contract = chain.contract("KeyRegistry", deployment.key_registry)
         self.models: Contract = chain.contract("ModelRegistry", deployment.model_registry)
-
-    @classmethod
-    def at(cls, chain: Chain, deployment: Deployment) -> Contracts:
-        return cls(chain, deployment)
+        self.deploy_gas: dict[str, int] = {}  # gasUsed per deployed contract, set by deploy()
 
     # --------------------------------------------------------------- token
 
@@ -279,6 +284,14 @@ class Contracts:
 
     def advance(self, account: LocalAccount, task_id: int) -> TxReceipt:
         return self.chain.transact(account, self.coordinator.functions.advance(task_id))
+
+    def advance_when_possible(self, account: LocalAccount, task_id: int) -> TxReceipt:
+        """Dev chains: advances at once when everyone who may act in the phase has acted,
+        otherwise after mining past its deadline."""
+        state = self.state(task_id)
+        if state.expected == 0 or state.acted < state.expected:
+            self.chain.mine(max(0, state.deadline - self.chain.block_number + 1))
+        return self.advance(account, task_id)
 
     # --------------------------------------------------------------- views
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from secagg.randomness import SeededRandom
 
-from .contracts import Contracts, Deployment, TaskParams, commitment, protocol_id
+from .contracts import TaskParams, commitment, deploy, protocol_id
 from .node import Chain
 
 GOAL = 120_000
@@ -65,18 +65,10 @@ def measure_gas(num_participants: int = 10, num_rounds: int = 2) -> GasReport:
     rng = SeededRandom(b"gas")
     deployer = chain.new_account(rng.fork("deployer"))
     report = GasReport(num_participants, num_rounds)
-    token, receipt = chain.deploy(deployer, "RewardToken", "secagg reward", "SAR", deployer.address)
-    report.used["deploy RewardToken"].append(int(receipt["gasUsed"]))
-    coordinator, receipt = chain.deploy(deployer, "RoundCoordinator", token.address)
-    report.used["deploy RoundCoordinator (+ registries)"].append(int(receipt["gasUsed"]))
-    contracts = Contracts.at(
-        chain,
-        Deployment(
-            token=token.address,
-            coordinator=coordinator.address,
-            key_registry=coordinator.functions.keyRegistry().call(),
-            model_registry=coordinator.functions.modelRegistry().call(),
-        ),
+    contracts = deploy(chain, deployer)
+    report.used["deploy RewardToken"].append(contracts.deploy_gas["RewardToken"])
+    report.used["deploy RoundCoordinator (+ registries)"].append(
+        contracts.deploy_gas["RoundCoordinator"]
     )
     aggregator = chain.new_account(rng.fork("aggregator"))
     people = [chain.new_account(rng.fork(f"p{i}")) for i in range(num_participants)]
@@ -102,19 +94,15 @@ def measure_gas(num_participants: int = 10, num_rounds: int = 2) -> GasReport:
         report.used[name].append(int(receipt["gasUsed"]))  # type: ignore[index]
 
     def close_phase() -> None:
-        state = contracts.state(task)
-        if state.expected == 0 or state.acted < state.expected:
-            chain.mine(max(0, state.deadline - chain.block_number + 1))
-        record(f"advance (end of {state.phase.name.lower()})", contracts.advance(aggregator, task))
+        phase = contracts.state(task).phase.name.lower()
+        record(f"advance (end of {phase})", contracts.advance_when_possible(aggregator, task))
 
     contracts.approve(deployer, params.reward_pool)
     fn = contracts.coordinator.functions.createTask(params.as_abi(), _cid("model-0"), b"\0" * 32)
     record("createTask", chain.transact(deployer, fn))
     task = contracts.coordinator.functions.taskCount().call()
     for i, account in enumerate(people):
-        contracts.approve(account, params.stake)
-        fn = contracts.coordinator.functions.register(task, bytes([i + 1]) * 32, b"")
-        record("register", chain.transact(account, fn))
+        record("register", contracts.register(account, task, bytes([i + 1]) * 32))
     close_phase()
     for round_ in range(1, num_rounds + 1):
         for account in people:

@@ -169,11 +169,10 @@ class Chain:
         estimate, with a margin.
         """
         try:
-            if isinstance(fn, ContractConstructor):  # deployments: no call, estimate only
-                return int(fn.estimate_gas(params) * GAS_MARGIN) + 5_000
-            fn.call(params, block_identifier="pending")  # block.number as at inclusion
-            if self.is_embedded:
-                return EMBEDDED_GAS_LIMIT
+            if not isinstance(fn, ContractConstructor):  # a deployment has no call: estimate
+                fn.call(params, block_identifier="pending")  # block.number as at inclusion
+                if self.is_embedded:
+                    return EMBEDDED_GAS_LIMIT
             return int(fn.estimate_gas(params) * GAS_MARGIN) + 5_000
         except Exception as exc:
             raise self._as_chain_error(exc) from exc

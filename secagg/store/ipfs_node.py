@@ -95,19 +95,17 @@ class IpfsNode(LocalDaemon):
             self.repo.mkdir(parents=True, exist_ok=True)
             self._jsipfs("init", "--profile", "test")
         (self.repo / "repo.lock").unlink(missing_ok=True)  # left by a killed daemon
-        config_path = self.repo / "config"
-        config = json.loads(config_path.read_text())
-        config["Addresses"].update(
-            {"Swarm": [], "RPC": "/ip4/127.0.0.1/tcp/0", "Gateway": "/ip4/127.0.0.1/tcp/0"}
-        )
-        config_path.write_text(json.dumps(config, indent=2))
+        self._set_addresses(Swarm=[], RPC="/ip4/127.0.0.1/tcp/0", Gateway="/ip4/127.0.0.1/tcp/0")
+
+    def _set_addresses(self, **addresses: object) -> None:
+        """Updates ``Addresses`` in the repository's config file."""
+        path = self.repo / "config"
+        config = json.loads(path.read_text())
+        config["Addresses"].update(addresses)
+        path.write_text(json.dumps(config, indent=2))
 
     def command(self) -> list[str]:
-        api = f"/ip4/127.0.0.1/tcp/{self.port}"
-        config = self.repo / "config"
-        data = json.loads(config.read_text())
-        data["Addresses"]["API"] = api
-        config.write_text(json.dumps(data, indent=2))
+        self._set_addresses(API=f"/ip4/127.0.0.1/tcp/{self.port}")  # the port of this attempt
         return [str(self.cli), "daemon", "--offline"]
 
     def answers(self) -> bool:
