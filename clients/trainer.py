@@ -197,3 +197,16 @@ def weighted_sum(updates: Mapping[int, Params], weights: Mapping[int, float]) ->
         sum((weights[u] * update[i] for u, update in updates.items()), torch.zeros_like(layer))
         for i, layer in enumerate(first)
     ]
+
+
+def flatten_params(params: Params) -> torch.Tensor:
+    """The layers as one flat vector (on their device)."""
+    return torch.cat([p.reshape(-1) for p in params])
+
+
+def unflatten_params(flat: torch.Tensor, like: Params) -> Params:
+    """Split ``flat`` into tensors shaped like ``like`` (the inverse of flatten_params)."""
+    sizes = [p.numel() for p in like]
+    if flat.numel() != sum(sizes):
+        raise ConfigError(f"{flat.numel()} values for a model of {sum(sizes)} parameters")
+    return [part.reshape(p.shape) for part, p in zip(flat.split(sizes), like, strict=True)]

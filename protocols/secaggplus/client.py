@@ -111,6 +111,17 @@ class SecAggPlusClient(ClientMachine[Phase]):
         Source of keys, b_u, Shamir coefficients, AEAD nonces and the quantization dither.
     credentials:
         Signing key and directory; required when ``config.consistency_check``.
+    agreement_key:
+        c_u, when it is long-term and registered elsewhere (on chain: the key registry);
+        by default a fresh pair per round. s_u is always fresh: its private half is
+        reconstructed when u drops out.
+
+    Notes
+    -----
+    On chain, AdvertiseKeys is split: c_v^PK comes from the key registry before the round and
+    s_v^PK arrives together with v's share bundle. The driver then hands :meth:`receive` a
+    ServerKeys whose ``s_pk`` fields are empty, and the neighbours' s_v^PK through
+    :meth:`set_masking_keys` before the ForwardedShares.
     """
 
     def __init__(
@@ -121,6 +132,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         quantizer: Quantizer,
         rng: RandomSource,
         credentials: Credentials | None = None,
+        agreement_key: KeyPair | None = None,
     ) -> None:
         super().__init__(
             Phase.ADVERTISE_KEYS, identity, session, client_transitions(config.consistency_check)
@@ -134,7 +146,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._credentials = credentials
         self._rng = rng
         self._shamir = Shamir(self._params.threshold)
-        self._c = KeyPair.generate(rng.fork("c"))
+        self._c = agreement_key if agreement_key is not None else KeyPair.generate(rng.fork("c"))
         self._s = KeyPair.generate(rng.fork("s"))
         self._encoded: RingVector | None = None
         self._peers: dict[int, PublicKeys] = {}  # N(u) within U1, with their keys
@@ -218,13 +230,18 @@ class SecAggPlusClient(ClientMachine[Phase]):
             raise RoutingError(
                 f"expected the keys of neighbours {sorted(neighbours)}, got {got}", sender=SERVER
             )
+        deferred = [k.client for k in msg.keys if k.s_pk == b""]
+        if deferred and (len(deferred) != len(msg.keys) or self._credentials is not None):
+            raise RemoteProtocolError(
+                "masking keys may be deferred only for every neighbour, and never with signatures"
+            )
         seen = {self._c.public, self._s.public}
         for keys in msg.keys:
-            if len(keys.c_pk) != 32 or len(keys.s_pk) != 32:
+            if len(keys.c_pk) != 32 or len(keys.s_pk) not in ((0,) if deferred else (32,)):
                 raise RemoteProtocolError(f"client {keys.client}'s keys are not 32 bytes")
             if keys.c_pk in seen or keys.s_pk in seen or keys.c_pk == keys.s_pk:
                 raise RemoteProtocolError(f"client {keys.client}'s keys repeat other keys")
-            seen |= {keys.c_pk, keys.s_pk}
+            seen |= {keys.c_pk, keys.s_pk} - {b""}
             if self._credentials is not None:
                 directory = self._credentials.directory
                 if keys.client not in directory:
@@ -269,6 +286,36 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._b_seed = b_seed
         return ShareKeys(self.session.id, self.session.round, self.identity, tuple(boxes))
 
+    def set_masking_keys(self, keys: Mapping[int, bytes]) -> None:
+        """Learn neighbours' s_v^PK after ServerKeys (on chain: from their share postings).
+
+        Only keys the ServerKeys deferred (empty) can be set, each once; a neighbour whose
+        key never arrives cannot be in this client's N(u) ∩ U2.
+
+        Raises
+        ------
+        LocalProtocolError
+            Outside MASKED_INPUT, for a non-neighbour, or a key already known.
+        RemoteProtocolError
+            A key that is not 32 bytes or repeats another key.
+        """
+        if self.state is not Phase.MASKED_INPUT:
+            raise LocalProtocolError(f"masking keys are set in MASKED_INPUT, not {self.state}")
+        taken = {k for p in self._peers.values() for k in (p.c_pk, p.s_pk)}
+        taken |= {self._c.public, self._s.public}
+        for v, s_pk in keys.items():
+            peer = self._peers.get(v)
+            if peer is None or peer.s_pk != b"":
+                raise LocalProtocolError(f"client {v}'s masking key is not awaited")
+            if len(s_pk) != 32 or s_pk in taken:
+                raise RemoteProtocolError(
+                    f"client {v}'s masking key is not a fresh 32-byte key", sender=v
+                )
+            taken.add(s_pk)
+        for v, s_pk in keys.items():
+            peer = self._peers[v]
+            self._peers[v] = PublicKeys(v, peer.c_pk, s_pk, peer.signature)
+
     def _masked_input(self, msg: ForwardedShares) -> MaskedInput:
         """Round 2: decrypt the shares held for N(u) ∩ U2, send y_u."""
         if self._encoded is None:
@@ -276,6 +323,9 @@ class SecAggPlusClient(ClientMachine[Phase]):
         senders = [share.peer for share in msg.shares]
         if len(set(senders)) != len(senders) or not set(senders) <= set(self._peers):
             raise RoutingError("forwarded shares must come once each from this client's neighbours")
+        unkeyed = sorted(v for v in senders if self._peers[v].s_pk == b"")
+        if unkeyed:
+            raise RoutingError(f"no masking key s_v^PK for senders {unkeyed}", sender=SERVER)
         t = self._shamir.threshold
         if len(senders) < t:
             raise RefusedRequestError(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
+from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import Credentials, KeyMaterial, QuantizedProtocol, Session
 from secagg.randomness import RandomSource
 
@@ -62,10 +63,18 @@ class SecAggPlus(QuantizedProtocol[SecAggPlusConfig]):
         *,
         credentials: Credentials | None = None,
         keys: KeyMaterial | None = None,
+        agreement_key: KeyPair | None = None,
     ) -> SecAggPlusClient:
+        """``agreement_key``: a registered long-term c_u (on chain); fresh per round if None."""
         self._no_keys(keys)
         return SecAggPlusClient(
-            identity, session, self.config, self.quantizer, self._rng(rng), credentials
+            identity,
+            session,
+            self.config,
+            self.quantizer,
+            self._rng(rng),
+            credentials,
+            agreement_key,
         )
 
     def server(
@@ -75,6 +84,8 @@ class SecAggPlus(QuantizedProtocol[SecAggPlusConfig]):
         *,
         directory: Mapping[int, bytes] | None = None,
         keys: KeyMaterial | None = None,
+        roster: Collection[int] | None = None,
     ) -> SecAggPlusServer:
+        """``roster``: the ids the graph is drawn over when fixed in advance (on chain)."""
         self._no_keys(keys)
-        return SecAggPlusServer(session, self.config, self.quantizer.ring, directory)
+        return SecAggPlusServer(session, self.config, self.quantizer.ring, directory, roster)

@@ -8,7 +8,7 @@ inputs are in the sum), U4 signed U3 (consistency check only), U5 sent unmasking
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -80,6 +80,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
     directory:
         The clients' signing keys d_v^PK; required with the consistency check (the server
         rejects unsigned or wrongly signed keys early; clients check again themselves).
+    roster:
+        The ids the neighbour graph is drawn over, when fixed before the round (on chain: the
+        registered members, whose keys clients encrypt to before anyone's s_v^PK is known).
+        U1 (those that advertise keys) must then be a subset. By default the graph is drawn
+        over U1.
     """
 
     ACCEPTS: ClassVar = {
@@ -96,6 +101,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         config: SecAggPlusConfig,
         ring: Ring,
         directory: Mapping[int, bytes] | None = None,
+        roster: Collection[int] | None = None,
     ) -> None:
         super().__init__(
             Phase.ADVERTISE_KEYS, session, server_transitions(config.consistency_check)
@@ -106,6 +112,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._params = config.parameters
         self._ring = ring
         self._directory = directory
+        self._roster = None if roster is None else frozenset(roster)
         self._shamir = Shamir(self._params.threshold)
         self._keys: dict[int, PublicKeys] = {}  # U1
         self._graph: NeighbourGraph | None = None
@@ -168,6 +175,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
                 f"already {self._config.num_clients} clients (num_clients); {u} is one too many",
                 sender=u,
             )
+        if self._roster is not None:
+            self._require_member(u, self._roster, "the roster")
         if len(msg.c_pk) != 32 or len(msg.s_pk) != 32 or msg.c_pk == msg.s_pk:
             raise RemoteProtocolError("c_pk and s_pk must be two distinct 32-byte keys", sender=u)
         taken = {k for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
@@ -266,15 +275,15 @@ class SecAggPlusServer(ServerMachine[Phase]):
                 f"{len(self._keys)} clients advertised keys, at least {max(m, t + 1)} needed",
             )
         seed = graph_seed(self.session.id, self.session.round)
-        self._graph = NeighbourGraph(self._keys, self._params.num_neighbors, seed)
-        roster = self._graph.roster
+        roster = self._keys if self._roster is None else self._roster
+        self._graph = NeighbourGraph(roster, self._params.num_neighbors, seed)
         return {
             u: ServerKeys(
                 *self._header(),
-                roster,
-                tuple(self._keys[v] for v in sorted(self._graph.neighbours(u))),
+                self._graph.roster,
+                tuple(self._keys[v] for v in sorted(self._graph.neighbours(u) & set(self._keys))),
             )
-            for u in roster
+            for u in sorted(self._keys)
         }
 
     def _close_shares(self) -> dict[int, Message]:

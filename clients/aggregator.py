@@ -1,0 +1,184 @@
+"""The aggregator agent (and, for HE tasks, the key holder agent).
+
+The aggregator holds no secret of any participant and no decryption key. When a round's
+Finalize phase opens it rebuilds the round from the chain and the store
+(:func:`~secagg.clients.replay.replay`): masked vectors plus unmasking shares, or
+ciphertexts plus the key holder's decrypted sum. It decodes the sum, takes FedAvg's step,
+stores the new model and posts its CID and sha256 on chain; the contract then credits U's
+rewards. It keeps no state of its own between calls, so a restarted aggregator picks up where
+the chain is and produces the same model (the blobs are content-addressed and the replay is
+deterministic).
+
+The key holder of an HE task recomputes the encrypted sum itself from U's published
+ciphertexts (it never decrypts a ciphertext the aggregator hands it: that would let the
+aggregator ask for any single client's input), decrypts it, and publishes the decrypted sum;
+it hands the CID to the aggregator off chain (:meth:`Aggregator.accept_decryption`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from eth_account.signers.local import LocalAccount
+
+from secagg import wire
+from secagg.chain import Contracts, Phase
+from secagg.chain.errors import ChainError
+from secagg.errors import AbortError, SecAggError
+from secagg.protocol import AggregateResult, KeyMaterial, Protocol
+from secagg.protocols.he import HEProtocol
+from secagg.store import Store, to_bytes
+
+from .ledger import TaskLedger
+from .metrics import AGGREGATOR, KEY_HOLDER, Metrics
+from .models import ModelBlob
+from .replay import replay
+
+__all__ = ["Aggregator", "KeyHolder", "next_model"]
+
+
+def next_model(
+    proto: Protocol[Any],
+    previous: ModelBlob,
+    result: AggregateResult,
+    round: int,
+    aggregate: str | None = None,
+) -> ModelBlob:
+    """FedAvg's step from the secure sum: w + (sum_U w_u Delta_u) / sum_U w_u.
+
+    The last entry of the decoded sum is sum_U w_u (clients append 1.0 to their update).
+    """
+    total = np.asarray(proto.decode(result.ring_sum, np.zeros(1)), dtype=np.float64)
+    if len(total) != len(previous.weights) + 1:
+        raise AbortError("wrong-dimension", f"a sum of {len(total)} for a model of {len(previous.weights)}")
+    weight = float(total[-1])
+    if not weight > 0:
+        raise AbortError("no-weight", f"the survivors' total weight is {weight}")
+    weights = (previous.weights.astype(np.float64) + total[:-1] / weight).astype(np.float32)
+    return ModelBlob(round, weights, tuple(sorted(result.survivors)), weight, aggregate)
+
+
+class Aggregator:
+    """The task's aggregator account, following ``task_id``.
+
+    Parameters
+    ----------
+    keys:
+        HE tasks: the public key material (the constructor refuses a secret key).
+    """
+
+    def __init__(
+        self,
+        contracts: Contracts,
+        store: Store,
+        task_id: int,
+        account: LocalAccount,
+        metrics: Metrics,
+        *,
+        keys: KeyMaterial | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if keys is not None and keys.secret is not None:
+            raise SecAggError("the aggregator must not hold the secret key")
+        self.contracts, self.store, self.task_id = contracts, store, task_id
+        self.account = account
+        self.metrics = metrics
+        self.keys = keys
+        self.clock = clock
+        self.ledger = TaskLedger(contracts, task_id)
+        self.decryptions: dict[int, str] = {}
+        self.failed: dict[int, AbortError] = {}
+
+    def accept_decryption(self, round: int, cid: str) -> None:
+        """The key holder's DecryptedSum CID for ``round`` (HE tasks)."""
+        self.decryptions[round] = cid
+
+    def step(self) -> bool:
+        """Finalize the current round if its Finalize phase is open; True when it did."""
+        self.ledger.sync()
+        r = self.ledger.round
+        if self.ledger.phase is not Phase.FINALIZE or r in self.failed:
+            return False
+        if self.ledger.postings(r).outcome is not None:
+            return False
+        proto = self.ledger.spec(self.store).build_protocol()
+        decrypted_cid = self.decryptions.get(r)
+        if isinstance(proto, HEProtocol) and decrypted_cid is None:
+            return False  # waiting for the key holder
+        t0 = self.clock()
+        try:
+            record = self.ledger.record(self.store, r)
+            decrypted = self.store.get(decrypted_cid) if decrypted_cid else None
+            outcome = replay(proto, record, keys=self.keys, decrypted=decrypted)
+            for u, exc in outcome.rejected.items():
+                self.metrics.note(r, f"aggregator rejected client {u}'s blob: {exc}")
+            assert outcome.result is not None
+            _, previous_cid, _ = self.ledger.latest_model(r)
+            previous = ModelBlob.decode(self.store.get(previous_cid))
+            model = next_model(proto, previous, outcome.result, r, decrypted_cid)
+        except AbortError as exc:
+            self.failed[r] = exc
+            self.metrics.note(r, f"aggregator aborted: {exc}")
+            return True
+        blob = model.encode()
+        cid = self.store.put(blob)
+        try:
+            receipt = self.contracts.finalize_round(
+                self.account, self.task_id, to_bytes(cid), model.sha256()
+            )
+        except ChainError as exc:
+            self.metrics.note(r, f"finalizeRound failed: {exc}")
+            return True
+        self.metrics.record(
+            r, AGGREGATOR, "finalize", 0,
+            seconds=self.clock() - t0, bytes=len(blob), gas=int(receipt["gasUsed"]),
+        )  # fmt: skip
+        return True
+
+
+class KeyHolder:
+    """The HE task's key holder: decrypts only sums it recomputed from public ciphertexts."""
+
+    def __init__(
+        self,
+        contracts: Contracts,
+        store: Store,
+        task_id: int,
+        keys: KeyMaterial,
+        deliver: Callable[[int, str], None],
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.contracts, self.store, self.task_id = contracts, store, task_id
+        self.keys = keys
+        self.deliver = deliver
+        self.metrics = metrics
+        self.clock = clock
+        self.ledger = TaskLedger(contracts, task_id)
+        self._done: set[int] = set()
+
+    def step(self) -> bool:
+        self.ledger.sync()
+        r = self.ledger.round
+        if self.ledger.phase is not Phase.FINALIZE or r in self._done:
+            return False
+        self._done.add(r)
+        proto = self.ledger.spec(self.store).build_protocol()
+        t0 = self.clock()
+        try:
+            record = self.ledger.record(self.store, r, shares=False)
+            encrypted = replay(proto, record, keys=self.keys.public_only()).encrypted_sum
+            holder = proto.key_holder(record.session, self.keys)
+            assert encrypted is not None and holder is not None
+            blob = wire.encode(holder.receive(encrypted))
+        except AbortError as exc:
+            self.metrics.note(r, f"key holder refused to decrypt: {exc}")
+            return True
+        cid = self.store.put(blob)
+        self.metrics.record(r, KEY_HOLDER, "decrypt", 0, seconds=self.clock() - t0, bytes=len(blob))
+        self.deliver(r, cid)
+        return True

@@ -1,0 +1,523 @@
+"""The demo: federated training of the digits model, coordinated on chain, data in the store.
+
+:class:`Demo` plays every part in one process, each with its own account, state and view
+of the chain: the task owner (who is also the HE key holder, and the keeper who calls
+``advance`` when a phase is due), n participants and the aggregator. The participants and
+the aggregator only ever talk through the chain and the store.
+
+Time on a dev chain only moves when everyone is idle: each pass steps every live agent once;
+when a pass does nothing, the keeper advances the phase (mining empty blocks up to the
+deadline where the phase runs to its deadline). Faults are injected between passes: a
+killed participant stops for the rest of the round and comes back, as a fresh process with
+only its identity, at the next round; a killed aggregator is replaced by a fresh one that
+knows nothing but the chain and the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from secagg.chain import AnvilNode, Chain, Contracts, Phase, TaskParams, deploy, protocol_id
+from secagg.errors import ConfigError
+from secagg.protocol import KeyMaterial, Protocol
+from secagg.protocols.he import HEProtocol
+from secagg.protocols.secaggplus import SecAggPlus
+from secagg.randomness import SeededRandom
+from secagg.store import DirectoryStore, IpfsNode, IpfsStore, MemoryStore, Store, to_bytes
+
+from .aggregator import Aggregator, KeyHolder
+from .errors import VerificationError
+from .ledger import TaskLedger
+from .metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
+from .models import ModelBlob
+from .participant import Identity, Participant, training_seed
+from .task import TaskSpec
+from .trainer import (
+    Federation,
+    Trainer,
+    fedavg_step,
+    flatten_params,
+    get_params,
+    make_model,
+    split_digits,
+    unflatten_params,
+    weighted_sum,
+)
+from .verify import verify_round
+
+__all__ = ["Demo", "DemoConfig", "DemoResult", "Fault", "RoundReport", "open_chain", "open_store"]
+
+TOKENS = 10_000
+STAKE = 100
+SLASH = 50
+REWARD_PER_ROUND = 100
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Participant ``client`` dies when ``phase`` of ``round`` opens (before acting in it)."""
+
+    round: int
+    client: int
+    phase: Phase
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Everything a demo run depends on; equal configs give equal runs.
+
+    ``chain``: ``"embedded"`` (eth-tester), ``"anvil"`` (started here) or an RPC URL.
+    ``store``: ``"memory"``, ``"dir:PATH"``, ``"ipfs"`` (a js-ipfs node started here) or
+    ``"ipfs:URL"``. ``dropout``: the fraction of clients that vanish each round, each at a
+    phase drawn at random. ``faults`` and ``aggregator_crashes`` add planned failures.
+    """
+
+    protocol: str = "secaggplus"
+    clients: int = 10
+    rounds: int = 5
+    dropout: float = 0.0
+    seed: int = 0
+    chain: str = "embedded"
+    store: str = "memory"
+    model: str = "mlp"
+    alpha: float = 0.5
+    epochs: int = 2
+    lr: float = 0.3
+    batch_size: int = 32
+    clip: float = 2.0
+    quant_bits: int = 24
+    faults: tuple[Fault, ...] = ()
+    aggregator_crashes: tuple[tuple[int, Phase], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.clients < 3:
+            raise ConfigError("the demo needs at least 3 clients", parameter="clients")
+        if self.rounds < 1:
+            raise ConfigError("at least one round", parameter="rounds")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout is a fraction in [0, 1)", parameter="dropout")
+
+    def protocol_config(self) -> dict[str, Any]:
+        """The keyword arguments of ``protocols.get`` for this run."""
+        n = self.clients
+        if self.protocol == "ckks":
+            return {"num_clients": n, "clip": self.clip}
+        ring_bits = 32 if n * 2**self.quant_bits <= 2**32 else 64
+        return {
+            "num_clients": n,
+            "clip": self.clip,
+            "quant_bits": self.quant_bits,
+            "ring_bits": ring_bits,
+        }
+
+
+@dataclass
+class RoundReport:
+    """One round: its outcome, accuracy and costs (times in seconds)."""
+
+    round: int
+    outcome: str
+    survivors: list[int]
+    accuracy: float | None
+    plain_accuracy: float | None
+    seconds: float
+    phase_seconds: dict[str, float]
+    bytes_per_client: float
+    phase_bytes_per_client: dict[str, float]
+    gas_per_participant: float
+    aggregator_seconds: float
+    verified: bool | None
+    model_sha256: str | None
+    notes: list[str]
+
+
+@dataclass
+class DemoResult:
+    config: dict[str, Any]
+    task_id: int
+    deployment: dict[str, str]
+    initial_accuracy: float
+    rounds: list[RoundReport]
+    balances: dict[int, int]
+    stakes_returned: dict[int, int]
+    slashed: dict[int, int]
+    rewards: dict[int, int]
+    total_seconds: float
+
+    @property
+    def final_accuracy(self) -> float:
+        done = [r.accuracy for r in self.rounds if r.accuracy is not None]
+        return done[-1] if done else self.initial_accuracy
+
+    @property
+    def plain_final_accuracy(self) -> float:
+        done = [r.plain_accuracy for r in self.rounds if r.plain_accuracy is not None]
+        return done[-1] if done else self.initial_accuracy
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["final_accuracy"] = self.final_accuracy
+        out["plain_final_accuracy"] = self.plain_final_accuracy
+        return out
+
+
+def open_chain(spec: str, stack: ExitStack) -> Chain:
+    """``embedded``, ``anvil`` (started now, stopped with ``stack``) or a JSON-RPC URL."""
+    if spec == "embedded":
+        return Chain.embedded()
+    if spec == "anvil":
+        node = stack.enter_context(AnvilNode())
+        return Chain.connect(node.url)
+    if spec.startswith(("http://", "https://")):
+        return Chain.connect(spec)
+    raise ConfigError(f"--chain is embedded, anvil or an http(s) URL, not {spec!r}", "chain")
+
+
+def open_store(spec: str, stack: ExitStack) -> Store:
+    """``memory``, ``dir:PATH``, ``ipfs`` (a node started now) or ``ipfs:URL``."""
+    if spec == "memory":
+        return MemoryStore()
+    if spec.startswith("dir:") and len(spec) > 4:
+        return DirectoryStore(spec[4:])
+    if spec == "ipfs":
+        node = stack.enter_context(IpfsNode())
+        return IpfsStore(node.url)
+    if spec.startswith("ipfs:") and len(spec) > 5:
+        return IpfsStore(spec[5:])
+    raise ConfigError(f"--store is memory, dir:PATH, ipfs or ipfs:URL, not {spec!r}", "store")
+
+
+def round_phases(proto: Protocol[Any]) -> tuple[Phase, ...]:
+    """The chain phases a round of ``proto`` goes through, in order."""
+    if isinstance(proto, SecAggPlus):
+        return (Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE)
+    return (Phase.COMMIT, Phase.REVEAL, Phase.FINALIZE)
+
+
+def chain_threshold(proto: Protocol[Any]) -> int:
+    """The fewest members a round needs past ShareKeys and Reveal (the contract's threshold)."""
+    if isinstance(proto, SecAggPlus):
+        params = proto.config.parameters
+        return max(params.min_survivors, params.threshold + 1)
+    return int(getattr(proto.config, "min_survivors", 1))
+
+
+class Demo:
+    """One run of the demo; use as a context manager (it may start anvil or js-ipfs).
+
+    Parameters
+    ----------
+    config:
+        The run.
+    on_phase:
+        Called with (round, phase) whenever the chain enters a phase (progress display).
+    clock:
+        Time source for the phase timings.
+    """
+
+    def __init__(
+        self,
+        config: DemoConfig,
+        *,
+        on_phase: Callable[[int, Phase], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.on_phase = on_phase or (lambda r, p: None)
+        self.clock = clock
+        self.metrics = Metrics()
+        self.rng = SeededRandom(f"secagg-demo/{config.seed}".encode())
+        self._stack = ExitStack()
+        self.chain: Chain | None = None
+        self.store: Store | None = None
+
+    def __enter__(self) -> Demo:
+        self.chain = open_chain(self.config.chain, self._stack)
+        self.store = open_store(self.config.store, self._stack)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.config
+        assert self.chain is not None and self.store is not None
+        chain, store, rng = self.chain, self.store, self.rng
+        self.deployer = chain.new_account(rng.fork("deployer"))
+        self.owner = chain.new_account(rng.fork("owner"))
+        self.aggregator_account = chain.new_account(rng.fork("aggregator"))
+        self.contracts: Contracts = deploy(chain, self.deployer)
+        self.federation: Federation = split_digits(cfg.clients, alpha=cfg.alpha, seed=cfg.seed)
+        self.proto = self._protocol()
+        self.keys: KeyMaterial | None = self.proto.keygen(rng.fork("task-keys"))
+        initial = make_model(cfg.model, seed=cfg.seed)
+        self.like = get_params(initial)
+        weights = flatten_params(self.like).numpy().astype(np.float32)
+        initial_blob = ModelBlob(0, weights).encode()
+        initial_cid = store.put(initial_blob)
+        spec = TaskSpec(
+            protocol=cfg.protocol,
+            config=cfg.protocol_config(),
+            model=cfg.model,
+            dim=len(weights) + 1,
+            total_samples=sum(len(s) for s in self.federation.clients.values()),
+            epochs=cfg.epochs,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            he_context=store.put(self.keys.public) if self.keys is not None else None,
+        )
+        store.put(spec.encode())
+        n = cfg.clients
+        blocks = 2 * n + 10
+        has_shares = isinstance(self.proto, SecAggPlus)
+        params = TaskParams(
+            protocol_id=protocol_id(cfg.protocol),
+            params_hash=spec.sha256,
+            aggregator=self.aggregator_account.address,
+            min_participants=chain_threshold(self.proto),
+            max_participants=n,
+            threshold=chain_threshold(self.proto),
+            num_rounds=cfg.rounds,
+            registration_blocks=blocks,
+            share_blocks=blocks if has_shares else 0,
+            commit_blocks=blocks,
+            reveal_blocks=blocks,
+            unmask_blocks=blocks if has_shares else 0,
+            finalize_blocks=blocks,
+            stake=STAKE,
+            slash_amount=SLASH,
+            reward_per_round=REWARD_PER_ROUND,
+            reward_pool=REWARD_PER_ROUND * cfg.rounds,
+        )
+        self.contracts.mint(self.deployer, self.owner.address, TOKENS)
+        self.contracts.approve(self.owner, params.reward_pool)
+        self.task_id = self.contracts.create_task(
+            self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
+        )
+        self.identities = {
+            u: Identity.generate(
+                chain.new_account(rng.fork(f"participant/{u}/account")),
+                rng.fork(f"participant/{u}/identity"),
+            )
+            for u in range(n)
+        }
+        self.participants: dict[int, Participant | None] = {}
+        for u, identity in self.identities.items():
+            self.contracts.mint(self.deployer, identity.account.address, TOKENS)
+            agent = self._participant(u)
+            agent.register()
+            self.participants[u] = agent
+        self.ledger = TaskLedger(self.contracts, self.task_id)
+        self.ledger.sync()
+        self.ids = {u: self.ledger.id_of(i.account.address) for u, i in self.identities.items()}
+        self.aggregator = self._aggregator()
+        self.key_holder: KeyHolder | None = None
+        if self.keys is not None and isinstance(self.proto, HEProtocol):
+            self.key_holder = KeyHolder(
+                self.contracts, store, self.task_id, self.keys, self._deliver, self.metrics,
+                clock=self.clock,
+            )  # fmt: skip
+        self.trainer = Trainer(make_model(cfg.model), epochs=cfg.epochs, lr=cfg.lr,
+                               batch_size=cfg.batch_size)  # fmt: skip
+
+    def _protocol(self) -> Protocol[Any]:
+        import secagg.protocols as protocols
+
+        return protocols.get(self.config.protocol, **self.config.protocol_config())
+
+    def _participant(self, u: int) -> Participant:
+        """A fresh participant process for client ``u`` (its identity persists)."""
+        assert self.store is not None
+        return Participant(
+            self.contracts,
+            self.store,
+            self.task_id,
+            self.identities[u],
+            self.federation.clients[u],
+            self.rng.fork(f"participant/{u}/secrets"),
+            self.metrics,
+            clock=self.clock,
+        )
+
+    def _aggregator(self) -> Aggregator:
+        assert self.store is not None
+        public = self.keys.public_only() if self.keys is not None else None
+        return Aggregator(
+            self.contracts, self.store, self.task_id, self.aggregator_account, self.metrics,
+            keys=public, clock=self.clock,
+        )  # fmt: skip
+
+    def _deliver(self, round: int, cid: str) -> None:
+        self.aggregator.accept_decryption(round, cid)
+
+    # -- faults --------------------------------------------------------------------------------
+    def _planned_faults(self) -> dict[tuple[int, Phase], set[int]]:
+        """(round, phase) -> participants (by demo index) that die when it opens."""
+        plan: dict[tuple[int, Phase], set[int]] = {}
+        phases = round_phases(self.proto)[:-1]  # participants act in every phase but Finalize
+        draw = np.random.default_rng(self.config.seed + 1)  # which clients vanish: not secret
+        k = math.floor(self.config.dropout * self.config.clients)
+        for r in range(1, self.config.rounds + 1):
+            for u in draw.choice(self.config.clients, size=k, replace=False):
+                phase = phases[int(draw.integers(len(phases)))]
+                plan.setdefault((r, phase), set()).add(int(u))
+        for fault in self.config.faults:
+            plan.setdefault((fault.round, fault.phase), set()).add(fault.client)
+        return plan
+
+    def _on_phase(self, r: int, phase: Phase, plan: dict[tuple[int, Phase], set[int]]) -> None:
+        first = round_phases(self.proto)[0]
+        if phase is first:  # a new round: killed participants come back as fresh processes
+            for u, agent in self.participants.items():
+                if agent is None:
+                    self.participants[u] = self._participant(u)
+        for u in plan.get((r, phase), set()):
+            if self.participants.get(u) is not None:
+                self.participants[u] = None
+                self.metrics.note(r, f"client {self.ids[u]} killed at {phase.name}")
+        if (r, phase) in self.config.aggregator_crashes:
+            self.aggregator = self._aggregator()
+            self.metrics.note(r, f"aggregator killed at {phase.name} and restarted")
+        self.on_phase(r, phase)
+
+    # -- the run -------------------------------------------------------------------------------
+    def agents(self) -> Iterator[Participant | KeyHolder | Aggregator]:
+        yield from (agent for agent in self.participants.values() if agent is not None)
+        if self.key_holder is not None:
+            yield self.key_holder
+        yield self.aggregator
+
+    def run(self) -> DemoResult:
+        """Set up the task, run every round, settle, and report."""
+        assert self.store is not None, "use Demo as a context manager"
+        start = self.clock()
+        self._setup()
+        plan = self._planned_faults()
+        phase_seconds: dict[int, dict[str, float]] = {}
+        seen: tuple[int, Phase] | None = None
+        opened = self.clock()
+        while True:
+            self.ledger.sync()
+            now = (self.ledger.round, self.ledger.phase)
+            if now != seen:
+                if seen is not None and seen[1] is not Phase.REGISTRATION:
+                    spent = phase_seconds.setdefault(seen[0], {})
+                    spent[seen[1].name.lower()] = self.clock() - opened
+                opened, seen = self.clock(), now
+                self._on_phase(*now, plan)
+            acted = [agent.step() for agent in list(self.agents())]
+            if now[1] is Phase.ENDED:
+                break
+            if not any(acted):
+                self.contracts.advance_when_possible(self.owner, self.task_id)
+        if self.contracts.pool_of(self.task_id):
+            self.contracts.withdraw_pool(self.owner, self.task_id)
+        return self._report(phase_seconds, self.clock() - start)
+
+    # -- reporting -----------------------------------------------------------------------------
+    def _accuracy(self, weights: np.ndarray[Any, Any]) -> float:
+        params = unflatten_params(torch.from_numpy(np.array(weights)), self.like)
+        return self.trainer.accuracy(params, self.federation.test)
+
+    def _report(self, phase_seconds: dict[int, dict[str, float]], total: float) -> DemoResult:
+        assert self.store is not None
+        ledger, metrics = self.ledger, self.metrics
+        by_id = {i: u for u, i in self.ids.items()}
+        weights = self.federation.fedavg_weights()
+        _, initial_cid, _ = ledger.latest_model(1)
+        reference = list(self.like)
+        initial_accuracy = self._accuracy(ModelBlob.decode(self.store.get(initial_cid)).weights)
+        reports = []
+        for r in range(1, self.config.rounds + 1):
+            postings = ledger.postings(r)
+            costs = metrics.costs[r][PARTICIPANTS]
+            total_cost = metrics.participants_total(r)
+            survivors = sorted(ledger.survivors(r))
+            accuracy = plain = None
+            verified: bool | None = None
+            digest = None
+            if postings.outcome == "finalized":
+                model = ModelBlob.decode(self.store.get(ledger.models[r][0]))
+                accuracy = self._accuracy(model.weights)
+                digest = ledger.models[r][1].hex()
+                try:
+                    verify_round(self.contracts, self.store, self.task_id, r, ledger=ledger)
+                    verified = True
+                except VerificationError as exc:
+                    verified = False
+                    metrics.note(r, str(exc))
+                reference = self._plain_step(reference, r, [by_id[i] for i in survivors], weights)
+                plain = self.trainer.accuracy(reference, self.federation.test)
+            outcome = postings.outcome or "unfinished"
+            if postings.failed_phase is not None:
+                outcome = f"failed at {postings.failed_phase.name}"
+            aggregator = metrics.costs[r][AGGREGATOR]["finalize"].seconds
+            aggregator += metrics.costs[r][KEY_HOLDER]["decrypt"].seconds
+            reports.append(
+                RoundReport(
+                    round=r,
+                    outcome=outcome,
+                    survivors=survivors,
+                    accuracy=accuracy,
+                    plain_accuracy=plain,
+                    seconds=sum(phase_seconds.get(r, {}).values()),
+                    phase_seconds=phase_seconds.get(r, {}),
+                    bytes_per_client=total_cost.bytes_per_actor,
+                    phase_bytes_per_client={p: c.bytes_per_actor for p, c in costs.items()},
+                    gas_per_participant=total_cost.gas_per_actor,
+                    aggregator_seconds=aggregator,
+                    verified=verified,
+                    model_sha256=digest,
+                    notes=list(metrics.notes.get(r, [])),
+                )
+            )
+        return DemoResult(
+            config={k: str(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
+            task_id=self.task_id,
+            deployment=self.contracts.deployment.as_dict(),
+            initial_accuracy=initial_accuracy,
+            rounds=reports,
+            balances={
+                u: self.contracts.balance_of(i.account.address) for u, i in self.identities.items()
+            },
+            stakes_returned=self._events_by_client("StakeWithdrawn"),
+            slashed=self._events_by_client("Slashed"),
+            rewards=self._events_by_client("RewardClaimed"),
+            total_seconds=total,
+        )
+
+    def _events_by_client(self, name: str) -> dict[int, int]:
+        out: dict[int, int] = {}
+        address_to_u = {i.account.address: u for u, i in self.identities.items()}
+        for event in self.contracts.events(name, self.task_id):
+            u = address_to_u[event.args["participant"]]
+            out[u] = out.get(u, 0) + int(event.args["amount"])
+        return out
+
+    def _plain_step(
+        self, params: list[torch.Tensor], r: int, survivors: list[int], weights: dict[int, float]
+    ) -> list[torch.Tensor]:
+        """Plain FedAvg (no encoding, no chain) over the same survivors, seeds and split."""
+        if not survivors:
+            return params
+        updates = {
+            u: self.trainer.local_update(
+                params,
+                self.federation.clients[u],
+                seed=training_seed(self.rng.fork(f"participant/{u}/secrets"), r),
+            )
+            for u in survivors
+        }
+        chosen = {u: weights[u] for u in survivors}
+        return fedavg_step(params, weighted_sum(updates, chosen), sum(chosen.values()))
+

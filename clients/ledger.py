@@ -1,0 +1,162 @@
+"""One task as the chain tells it: events folded into members, phases and per-round postings.
+
+Agents follow the chain through a :class:`TaskLedger`: each :meth:`TaskLedger.sync` reads the
+events mined since the last one (one ``eth_getLogs``) and folds them in. A ledger built from
+block 0 holds everything a restarted agent needs; blobs are fetched from the store only when
+a round is rebuilt (:meth:`TaskLedger.record`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from secagg.chain import Contracts, Phase
+from secagg.chain.contracts import Event
+from secagg.protocol import Session
+from secagg.store import Store, normalize
+
+from .errors import AgentError
+from .replay import RoundRecord
+from .task import TaskSpec, session_id, spec_cid
+
+__all__ = ["RoundPostings", "TaskLedger"]
+
+
+@dataclass
+class RoundPostings:
+    """What members posted in one round, by address; CIDs as canonical strings."""
+
+    shares: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    committed: set[str] = field(default_factory=set)
+    reveals: dict[str, str] = field(default_factory=dict)
+    unmasks: dict[str, str] = field(default_factory=dict)
+    slashed: set[str] = field(default_factory=set)
+    closed_reveal: bool = False
+    outcome: str | None = None  # "finalized" | "failed"
+    failed_phase: Phase | None = None
+
+
+class TaskLedger:
+    """Members, phase and postings of ``task_id``, folded from its events."""
+
+    def __init__(self, contracts: Contracts, task_id: int, from_block: int = 0) -> None:
+        self.contracts = contracts
+        self.task_id = task_id
+        self._cursor = contracts.follow(task_id, from_block)
+        self.params_hash: bytes | None = None
+        self.aggregator: str | None = None
+        self.members: list[str] = []
+        self.agreement_keys: list[bytes] = []
+        self.he_contexts: list[str | None] = []
+        self.phase = Phase.NONE
+        self.round = 0
+        self.deadline = 0
+        self.rounds: dict[int, RoundPostings] = {}
+        self.models: dict[int, tuple[str, bytes]] = {}
+        self._spec: TaskSpec | None = None
+        self._session_id = session_id(
+            contracts.chain.w3.eth.chain_id, contracts.coordinator.address, task_id
+        )
+
+    # -- following -----------------------------------------------------------------------------
+    def sync(self) -> list[Event]:
+        """Fold in the events mined since the last call; returns them."""
+        events = self._cursor.poll()
+        for event in events:
+            self._fold(event)
+        return events
+
+    def _fold(self, event: Event) -> None:
+        a = event.args
+        name = event.name
+        if name == "TaskCreated":
+            self.params_hash, self.aggregator = bytes(a["paramsHash"]), a["aggregator"]
+        elif name == "Registered":
+            self.members.append(a["participant"])
+            self.agreement_keys.append(bytes(a["agreementKey"]))
+            context = bytes(a["heContextCid"])
+            self.he_contexts.append(normalize(context) if context else None)
+        elif name == "PhaseChanged":
+            self.phase, self.round, self.deadline = Phase(a["phase"]), a["round"], a["deadline"]
+            if self.phase in (Phase.UNMASK, Phase.FINALIZE):
+                self.postings(a["round"]).closed_reveal = True
+        elif name == "SharesPosted":
+            posted = (bytes(a["maskingKey"]), normalize(bytes(a["bundleCid"])))
+            self.postings(a["round"]).shares[a["participant"]] = posted
+        elif name == "Committed":
+            self.postings(a["round"]).committed.add(a["participant"])
+        elif name == "Revealed":
+            self.postings(a["round"]).reveals[a["participant"]] = normalize(bytes(a["cid"]))
+        elif name == "UnmaskPosted":
+            self.postings(a["round"]).unmasks[a["participant"]] = normalize(bytes(a["cid"]))
+        elif name == "Slashed":
+            self.postings(a["round"]).slashed.add(a["participant"])
+        elif name == "RoundFailed":
+            postings = self.postings(a["round"])
+            postings.outcome, postings.failed_phase = "failed", Phase(a["phase"])
+        elif name == "RoundFinalized":
+            self.postings(a["round"]).outcome = "finalized"
+        elif name == "ModelPublished":
+            self.models[int(a["round"])] = (normalize(bytes(a["cid"])), bytes(a["sha256Digest"]))
+
+    # -- queries -------------------------------------------------------------------------------
+    def postings(self, round: int) -> RoundPostings:
+        return self.rounds.setdefault(round, RoundPostings())
+
+    def id_of(self, address: str) -> int:
+        """The client id of a member: its position in registration order."""
+        try:
+            return self.members.index(address)
+        except ValueError:
+            raise AgentError(f"{address} is not registered in task {self.task_id}") from None
+
+    def spec(self, store: Store) -> TaskSpec:
+        """The task's spec, fetched once by the CID its ``paramsHash`` names."""
+        if self._spec is None:
+            if self.params_hash is None:
+                raise AgentError(f"task {self.task_id}: no TaskCreated event seen yet")
+            self._spec = TaskSpec.decode(store.get(spec_cid(self.params_hash)))
+        return self._spec
+
+    def session(self, store: Store, round: int) -> Session:
+        return Session(self._session_id, self.spec(store).dim, round)
+
+    def survivors(self, round: int) -> frozenset[int]:
+        """U of ``round`` (valid reveals; empty until Reveal closed)."""
+        postings = self.postings(round)
+        if not postings.closed_reveal:
+            return frozenset()
+        return frozenset(self.id_of(a) for a in postings.reveals)
+
+    def latest_model(self, before: int) -> tuple[int, str, bytes]:
+        """(round, CID, sha256) of the newest model from a round before ``before``."""
+        done = [r for r in self.models if r < before]
+        if not done:
+            raise AgentError(f"task {self.task_id}: no model before round {before}")
+        r = max(done)
+        return (r, *self.models[r])
+
+    def record(
+        self, store: Store, round: int, *, shares: bool = True, outcome: bool = True
+    ) -> RoundRecord:
+        """The round's public data with its blobs fetched from ``store``.
+
+        ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and unmask blobs.
+        """
+        postings = self.postings(round)
+        by_id = {self.id_of(a): v for a, v in postings.shares.items()}
+
+        def fetch(cids: Iterable[tuple[str, str]]) -> dict[int, bytes]:
+            return {self.id_of(a): store.get(cid) for a, cid in cids}
+
+        survivors = self.survivors(round)
+        return RoundRecord(
+            self.session(store, round),
+            tuple(self.agreement_keys),
+            masking_keys={u: key for u, (key, _) in by_id.items()},
+            bundles=fetch((a, c) for a, (_, c) in postings.shares.items()) if shares else {},
+            inputs=fetch(postings.reveals.items()) if outcome else {},
+            survivors=survivors,
+            unmasks=fetch(postings.unmasks.items()) if outcome else {},
+        )

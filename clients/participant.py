@@ -1,0 +1,325 @@
+"""The participant agent: follows the chain, trains, runs the protocol's client machine, and
+posts its blobs to the store and their CIDs on chain.
+
+Per round (the chain's phases; ``plain`` and HE tasks have no ShareKeys or Unmask):
+
+ShareKeys
+    a fresh client machine; AdvertiseKeys gives s_u^PK; ServerKeys is built from the key
+    registry (:func:`~secagg.clients.replay.server_keys`); the resulting ShareKeys message is
+    the bundle. Posts ``shareKeys(s_u^PK, bundle CID)``.
+Commit
+    fetches the latest global model, trains, and encodes the update (masked with the shares
+    its neighbours posted, or encrypted, or plain); commits to the blob's CID.
+Reveal
+    opens the commitment.
+Unmask
+    answers the unmask request for the on-chain U.
+Ended
+    claims rewards and withdraws its stake.
+
+The agent acts on the chain's *current* state, once per (round, phase). A participant that
+joins mid-round (restarted after a crash) sits the round out: its machine's secrets died with
+the old process. Its long-term identity (account and c_u) is all it keeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from eth_account.signers.local import LocalAccount
+
+from secagg import wire
+from secagg.chain import Contracts, Phase, commitment
+from secagg.chain.errors import ChainError
+from secagg.errors import AbortError, SecAggError
+from secagg.primitives.x25519 import KeyPair
+from secagg.protocol import ClientMachine, KeyMaterial, Protocol
+from secagg.protocols.he import HEProtocol
+from secagg.protocols.secaggplus import SecAggPlus
+from secagg.randomness import RandomSource
+from secagg.store import Store, to_bytes
+from secagg.wire import Message
+
+from .ledger import TaskLedger
+from .metrics import PARTICIPANTS, Metrics
+from .models import ModelBlob
+from .replay import forwarded_shares, server_keys, unmask_request
+from .task import TaskSpec
+from .trainer import Shard, Trainer, flatten_params, make_model, unflatten_params
+
+__all__ = ["Identity", "Participant", "training_seed"]
+
+
+@dataclass(frozen=True, eq=False)
+class Identity:
+    """What survives a participant's restart: its account and its registered c_u."""
+
+    account: LocalAccount
+    agreement_key: KeyPair
+
+    @classmethod
+    def generate(cls, account: LocalAccount, rng: RandomSource) -> Identity:
+        return cls(account, KeyPair.generate(rng.fork("agreement-key")))
+
+
+def training_seed(rng: RandomSource, round: int) -> int:
+    """The seed of a client's data shuffling in ``round`` (from its secret rng)."""
+    return int.from_bytes(rng.fork(f"round/{round}/shuffle").random_bytes(8), "big")
+
+
+@dataclass
+class _RoundState:
+    round: int
+    machine: ClientMachine[Any] | None = None
+    blob_cid: str | None = None
+    salt: bytes | None = None
+
+
+class Participant:
+    """One participant of one task.
+
+    Parameters
+    ----------
+    contracts, store:
+        The chain bindings and the content-addressed store.
+    task_id:
+        The task to follow.
+    identity:
+        Account and registered agreement key.
+    data:
+        This client's training shard (private).
+    rng:
+        Secrets (masks, shares, salts, dither) come from here.
+    metrics:
+        Where costs are recorded.
+    device:
+        Where to train and encode (default: CUDA when available).
+    clock:
+        Time source for the metrics.
+    """
+
+    def __init__(
+        self,
+        contracts: Contracts,
+        store: Store,
+        task_id: int,
+        identity: Identity,
+        data: Shard,
+        rng: RandomSource,
+        metrics: Metrics,
+        *,
+        device: torch.device | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.contracts, self.store, self.task_id = contracts, store, task_id
+        self.identity = identity
+        self.data = data
+        self.rng = rng
+        self.metrics = metrics
+        self.clock = clock
+        self.device = device
+        self.ledger = TaskLedger(contracts, task_id)
+        self._acted: set[tuple[int, Phase]] = set()
+        self._state: _RoundState | None = None
+        self._trainer: Trainer | None = None
+        self._proto: Protocol[Any] | None = None
+        self._keys: KeyMaterial | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.identity.account.address)
+
+    @property
+    def id(self) -> int:
+        return self.ledger.id_of(self.address)
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _spec(self) -> TaskSpec:
+        return self.ledger.spec(self.store)
+
+    def _protocol(self) -> Protocol[Any]:
+        if self._proto is None:
+            self._proto = self._spec().build_protocol()
+        return self._proto
+
+    def _public_keys(self) -> KeyMaterial | None:
+        spec = self._spec()
+        if spec.he_context is not None and self._keys is None:
+            self._keys = KeyMaterial(self.store.get(spec.he_context))
+        return self._keys
+
+    def register(self) -> None:
+        """Registers c_u^PK (and the HE context's CID) with the task's stake."""
+        self.ledger.sync()
+        spec = self._spec()
+        context = to_bytes(spec.he_context) if spec.he_context else b""
+        t0 = self.clock()
+        receipt = self.contracts.register(
+            self.identity.account, self.task_id, self.identity.agreement_key.public, context
+        )
+        self.metrics.record(
+            0, PARTICIPANTS, "register", len(self.ledger.members),
+            seconds=self.clock() - t0, gas=int(receipt["gasUsed"]),
+        )  # fmt: skip
+
+    # -- following -----------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Act on the chain's current phase if not done yet; True when something was done."""
+        self.ledger.sync()
+        r, phase = self.ledger.round, self.ledger.phase
+        if (r, phase) in self._acted or self.address not in self.ledger.members:
+            return False
+        self._acted.add((r, phase))
+        action = {
+            Phase.SHARE_KEYS: self._share_keys,
+            Phase.COMMIT: self._commit,
+            Phase.REVEAL: self._reveal,
+            Phase.UNMASK: self._unmask,
+            Phase.ENDED: self._settle,
+        }.get(phase)
+        if action is None:
+            return False
+        try:
+            return action(r)
+        except (SecAggError, ChainError) as exc:  # this client drops out of the round
+            self._state = None
+            self.metrics.note(r, f"client {self.id} left at {phase.name}: {exc}")
+            return True
+
+    def _current(self, r: int) -> _RoundState | None:
+        return self._state if self._state is not None and self._state.round == r else None
+
+    def _timed_post(self, r: int, phase: Phase, t0: float, data: bytes, gas: int) -> None:
+        self.metrics.record(
+            r, PARTICIPANTS, phase.name.lower(), self.id,
+            seconds=self.clock() - t0, bytes=len(data), gas=gas,
+        )  # fmt: skip
+
+    # -- phases --------------------------------------------------------------------------------
+    def _share_keys(self, r: int) -> bool:
+        proto = self._protocol()
+        assert isinstance(proto, SecAggPlus)
+        t0 = self.clock()
+        session = self.ledger.session(self.store, r)
+        machine = proto.client(
+            self.id,
+            session,
+            self.rng.fork(f"round/{r}"),
+            agreement_key=self.identity.agreement_key,
+        )
+        advertised = machine.start()
+        record = self.ledger.record(self.store, r, shares=False, outcome=False)
+        bundle = wire.encode(machine.receive(server_keys(proto, record, self.id)))  # type: ignore[arg-type]
+        cid = self.store.put(bundle)
+        receipt = self.contracts.share_keys(
+            self.identity.account, self.task_id, advertised.s_pk, to_bytes(cid)  # type: ignore[attr-defined]
+        )
+        self._state = _RoundState(r, machine)
+        self._timed_post(r, Phase.SHARE_KEYS, t0, bundle, int(receipt["gasUsed"]))
+        return True
+
+    def _commit(self, r: int) -> bool:
+        proto = self._protocol()
+        masking = isinstance(proto, SecAggPlus)
+        state = self._current(r)
+        if masking and (state is None or state.machine is None):
+            return False  # joined mid-round: no shares posted, nothing to commit to
+        update, weight = self._train(r)
+        t0 = self.clock()
+        message: Message | None
+        if masking:
+            assert state is not None and state.machine is not None
+            record = self.ledger.record(self.store, r, outcome=False)
+            forwarded, masking_keys = forwarded_shares(proto, record, self.id)
+            if forwarded is None:
+                raise AbortError("not-in-u2", "too few of this client's neighbours shared keys")
+            state.machine.set_masking_keys(masking_keys)  # type: ignore[attr-defined]
+            state.machine.set_input(update, weight=weight)
+            message = state.machine.receive(forwarded)
+        else:
+            machine = proto.client(
+                self.id,
+                self.ledger.session(self.store, r),
+                self.rng.fork(f"round/{r}"),
+                keys=self._public_keys(),
+            )
+            machine.set_input(update, weight=weight)
+            message = machine.start()
+            state = self._state = _RoundState(r, machine)
+        assert message is not None
+        blob = wire.encode(message)
+        cid = self.store.put(blob)
+        salt = self.rng.fork(f"round/{r}/salt").random_bytes(32)
+        value = commitment(to_bytes(cid), salt, self.address, r)
+        receipt = self.contracts.commit(self.identity.account, self.task_id, value)
+        state.blob_cid, state.salt = cid, salt
+        self._timed_post(r, Phase.COMMIT, t0, blob, int(receipt["gasUsed"]))
+        return True
+
+    def _train(self, r: int) -> tuple[torch.Tensor, float]:
+        """Delta_u of local training from the newest global model, with 1.0 appended, and w_u."""
+        t0 = self.clock()
+        spec = self._spec()
+        _, cid, _ = self.ledger.latest_model(r)
+        weights = ModelBlob.decode(self.store.get(cid)).weights
+        if self._trainer is None:
+            model = make_model(spec.model)
+            kwargs = {"epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size}
+            self._trainer = Trainer(model, device=self.device, **kwargs)  # type: ignore[arg-type]
+        like = [p.detach() for p in self._trainer.model.parameters()]
+        start = unflatten_params(torch.from_numpy(np.array(weights)), like)
+        seed = training_seed(self.rng, r)
+        delta = flatten_params(self._trainer.local_update(start, self.data, seed=seed))
+        update = torch.cat([delta, torch.ones(1, device=delta.device, dtype=delta.dtype)])
+        self.metrics.record(r, PARTICIPANTS, "train", self.id, seconds=self.clock() - t0)
+        return update, len(self.data) / spec.total_samples
+
+    def _reveal(self, r: int) -> bool:
+        state = self._current(r)
+        if state is None or state.blob_cid is None or state.salt is None:
+            return False
+        t0 = self.clock()
+        receipt = self.contracts.reveal(
+            self.identity.account, self.task_id, to_bytes(state.blob_cid), state.salt
+        )
+        self._timed_post(r, Phase.REVEAL, t0, b"", int(receipt["gasUsed"]))
+        return True
+
+    def _unmask(self, r: int) -> bool:
+        state = self._current(r)
+        survivors = self.ledger.survivors(r)
+        if state is None or state.machine is None or self.id not in survivors:
+            return False
+        t0 = self.clock()
+        record = self.ledger.record(self.store, r, shares=False, outcome=False)
+        response = state.machine.receive(unmask_request(record))
+        assert response is not None
+        blob = wire.encode(response)
+        cid = self.store.put(blob)
+        receipt = self.contracts.post_unmask(self.identity.account, self.task_id, to_bytes(cid))
+        self._state = None  # the round's secrets are no longer needed
+        self._timed_post(r, Phase.UNMASK, t0, blob, int(receipt["gasUsed"]))
+        return True
+
+    def _settle(self, r: int) -> bool:
+        """After the task: claim the rewards earned and take the stake back."""
+        account = self.identity.account
+        if self.contracts.credit_of(self.task_id, self.address):
+            self.contracts.claim_rewards(account, self.task_id)
+        if self.contracts.member(self.task_id, self.address).stake:
+            self.contracts.withdraw_stake(account, self.task_id)
+        return True
+
+
+def uses_share_keys(proto: Protocol[Any]) -> bool:
+    """Whether the task's rounds have the ShareKeys and Unmask phases."""
+    return isinstance(proto, SecAggPlus)
+
+
+def has_key_holder(proto: Protocol[Any]) -> bool:
+    return isinstance(proto, HEProtocol)

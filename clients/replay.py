@@ -1,0 +1,297 @@
+"""Rounds rebuilt from public data: the chain's postings and the store's blobs, fed through
+the protocol's server machine.
+
+On chain nobody relays messages: every server -> client message of a round is a function of
+public data, so each party computes the ones it needs itself, with the same code. The
+participants compute their ForwardedShares, the aggregator the sum, and ``secagg verify``
+the sum again. They agree by construction, and an aggregator that restarts loses nothing.
+
+Pairwise masking (Bonawitz et al. 2017, Bell et al. 2020) maps onto the chain as follows:
+
+==============================  =============================================================
+on chain                        protocol machine
+==============================  =============================================================
+``register(c_u^PK)``            AdvertiseKeys.c_pk (long-term: the key registry is the PKI)
+``shareKeys(s_u^PK, bundle)``   AdvertiseKeys.s_pk (fresh each round) and ShareKeys (the
+                                bundle is the wire-encoded ShareKeys message)
+(registry + events)             ServerKeys and ForwardedShares, recomputed by each client;
+                                the graph is drawn over the registered roster
+``commit``/``reveal(cid)``      MaskedInput (the blob at cid)
+``survivors(task, round)``      U3: fixed on chain for everyone; replaces the server's
+                                choice of U3 and the consistency check
+``postUnmask(cid)``             UnmaskResponse
+==============================  =============================================================
+
+HE protocols: the revealed blobs are EncryptedInput; the key holder recomputes the
+EncryptedSum from them itself (it never decrypts what the aggregator hands it) and publishes
+the DecryptedSum. ``plain``: the revealed blobs are Input messages.
+
+A blob that does not decode, is bound to another session or round, or names another sender
+than the account that posted it is rejected with its :class:`RemoteProtocolError` and left
+out, as the in-process driver does; if it belongs to a member of the on-chain U the round
+aborts with a named reason rather than produce a wrong sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from secagg import wire
+from secagg.graph import NeighbourGraph, graph_seed
+from secagg.errors import AbortError, RemoteProtocolError, UnknownSenderError
+from secagg.protocol import KEY_HOLDER, SERVER, AggregateResult, KeyMaterial, Protocol, Session
+from secagg.protocols.he import HEProtocol
+from secagg.protocols.he.messages import DecryptedSum, EncryptedInput, EncryptedSum
+from secagg.protocols.plain.messages import Input
+from secagg.protocols.secaggplus import SecAggPlus
+from secagg.protocols.secaggplus.messages import (
+    AdvertiseKeys,
+    ForwardedShares,
+    MaskedInput,
+    Phase,
+    PublicKeys,
+    ServerKeys,
+    ShareKeys,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+from secagg.wire import Message
+
+__all__ = [
+    "RoundRecord",
+    "Replay",
+    "decode_blob",
+    "forwarded_shares",
+    "input_message_type",
+    "replay",
+    "server_keys",
+    "unmask_request",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class RoundRecord:
+    """The public data of one round, by client id (position in registration order).
+
+    Parameters
+    ----------
+    session:
+        The task's session for this round.
+    agreement_keys:
+        c_v^PK of every registered member (the roster is ``range(len(agreement_keys))``).
+    masking_keys, bundles:
+        s_v^PK and the ShareKeys blob of each member that posted shares this round.
+    inputs:
+        The revealed blob of each member of U (masked input, ciphertexts or plain input).
+    survivors:
+        U, fixed on chain when Reveal closed.
+    unmasks:
+        The UnmaskResponse blob of each member of U that posted one.
+    """
+
+    session: Session
+    agreement_keys: tuple[bytes, ...]
+    masking_keys: Mapping[int, bytes] = field(default_factory=dict)
+    bundles: Mapping[int, bytes] = field(default_factory=dict)
+    inputs: Mapping[int, bytes] = field(default_factory=dict)
+    survivors: frozenset[int] = frozenset()
+    unmasks: Mapping[int, bytes] = field(default_factory=dict)
+
+    @property
+    def roster(self) -> range:
+        return range(len(self.agreement_keys))
+
+
+@dataclass(eq=False)
+class Replay:
+    """What a replay produced: the result (or, for HE before decryption, the encrypted sum),
+    and the blobs it rejected, by client id."""
+
+    result: AggregateResult | None = None
+    encrypted_sum: EncryptedSum | None = None
+    rejected: dict[int, RemoteProtocolError] = field(default_factory=dict)
+
+
+def input_message_type(proto: Protocol[Any]) -> type[Message]:
+    """The message a participant commits to and reveals."""
+    if isinstance(proto, SecAggPlus):
+        return MaskedInput
+    if isinstance(proto, HEProtocol):
+        return EncryptedInput
+    return Input
+
+
+def decode_blob(
+    proto: Protocol[Any], data: bytes, expected: type[Message], sender: int
+) -> Message:
+    """Decode a posted blob and check it is an ``expected`` message from ``sender``.
+
+    Raises
+    ------
+    RemoteProtocolError
+        (A subclass of it:) undecodable bytes, another type, or another sender.
+    """
+    message = wire.decode(data, protocol=proto.wire_name)
+    if type(message) is not expected:
+        raise RemoteProtocolError(
+            f"posted {type(message).__name__}, expected {expected.__name__}", sender=sender
+        )
+    if message.sender != sender:
+        raise UnknownSenderError(
+            f"a blob posted by client {sender} claims sender {message.sender}", sender=sender
+        )
+    return message
+
+
+def server_keys(proto: SecAggPlus, record: RoundRecord, me: int) -> ServerKeys:
+    """Client ``me``'s ServerKeys: the roster and its neighbours' registered c_v^PK, with
+    s_v^PK deferred (they are posted with the shares, see ``set_masking_keys``)."""
+    graph = _graph(proto, record)
+    keys = tuple(
+        PublicKeys(v, record.agreement_keys[v], b"", b"") for v in sorted(graph.neighbours(me))
+    )
+    return ServerKeys(record.session.id, record.session.round, SERVER, graph.roster, keys)
+
+
+def forwarded_shares(
+    proto: SecAggPlus, record: RoundRecord, me: int
+) -> tuple[ForwardedShares | None, dict[int, bytes]]:
+    """Client ``me``'s ForwardedShares (None when ``me`` is not in U2) and the masking keys
+    s_v^PK of its senders, computed from the round's postings.
+
+    Raises
+    ------
+    AbortError
+        Too few members advertised or shared keys for the round to go on.
+    """
+    server = _masking_until_inputs(proto, record, Replay())
+    forwarded = server.on_deadline(Phase.SHARE_KEYS).get(me)
+    if not isinstance(forwarded, ForwardedShares):
+        return None, {}
+    return forwarded, {s.peer: record.masking_keys[s.peer] for s in forwarded.shares}
+
+
+def unmask_request(record: RoundRecord) -> UnmaskRequest:
+    """The request to unmask for the on-chain U (no signatures: the chain fixed U)."""
+    s = record.session
+    return UnmaskRequest(s.id, s.round, SERVER, tuple(sorted(record.survivors)), ())
+
+
+def replay(
+    proto: Protocol[Any],
+    record: RoundRecord,
+    *,
+    keys: KeyMaterial | None = None,
+    decrypted: bytes | None = None,
+) -> Replay:
+    """Run the server machine over ``record``.
+
+    Parameters
+    ----------
+    keys:
+        HE tasks: the public key material.
+    decrypted:
+        HE tasks: the key holder's DecryptedSum blob; without it the replay stops at the
+        encrypted sum (``Replay.encrypted_sum``).
+
+    Raises
+    ------
+    AbortError
+        The round cannot produce a correct sum (too few shares, a survivor's blob rejected,
+        a corrupt share...).
+    """
+    out = Replay()
+    if isinstance(proto, SecAggPlus):
+        _replay_masking(proto, record, out)
+    elif isinstance(proto, HEProtocol):
+        _replay_he(proto, record, out, keys, decrypted)
+    else:
+        server = proto.server(record.session)
+        _feed_inputs(proto, server, record, out)
+        server.on_deadline(proto.phases[0])
+        out.result = server.result
+    return out
+
+
+def _graph(proto: SecAggPlus, record: RoundRecord) -> NeighbourGraph:
+    seed = graph_seed(record.session.id, record.session.round)
+    return NeighbourGraph(record.roster, proto.num_neighbors, seed)
+
+
+def _advertised(record: RoundRecord, u: int) -> AdvertiseKeys:
+    s = record.session
+    if u not in record.roster:
+        raise UnknownSenderError(f"client {u} is not registered", sender=u)
+    return AdvertiseKeys(s.id, s.round, u, record.agreement_keys[u], record.masking_keys[u], b"")
+
+
+def _masking_until_inputs(proto: SecAggPlus, record: RoundRecord, out: Replay) -> Any:
+    server = proto.server(record.session, roster=record.roster)
+    for u in sorted(record.masking_keys):
+        try:
+            server.receive(_advertised(record, u))
+        except RemoteProtocolError as exc:
+            out.rejected[u] = exc
+    server.on_deadline(Phase.ADVERTISE_KEYS)
+    for u in sorted(record.bundles):
+        if u in out.rejected:
+            continue
+        try:
+            server.receive(decode_blob(proto, record.bundles[u], ShareKeys, u))
+        except RemoteProtocolError as exc:
+            out.rejected[u] = exc
+    return server
+
+
+def _replay_masking(proto: SecAggPlus, record: RoundRecord, out: Replay) -> None:
+    server = _masking_until_inputs(proto, record, out)
+    server.on_deadline(Phase.SHARE_KEYS)
+    _feed_inputs(proto, server, record, out)
+    request = server.on_deadline(Phase.MASKED_INPUT)
+    assert all(isinstance(m, UnmaskRequest) for m in request.values())
+    for u in sorted(record.unmasks):
+        try:
+            server.receive(decode_blob(proto, record.unmasks[u], UnmaskResponse, u))
+        except RemoteProtocolError as exc:
+            out.rejected[u] = exc
+    server.on_deadline(Phase.UNMASKING)
+    out.result = server.result
+
+
+def _feed_inputs(proto: Protocol[Any], server: Any, record: RoundRecord, out: Replay) -> None:
+    """The revealed inputs of U; a rejected one aborts (U is fixed on chain)."""
+    expected = input_message_type(proto)
+    for u in sorted(record.survivors):
+        try:
+            server.receive(decode_blob(proto, record.inputs[u], expected, u))
+        except RemoteProtocolError as exc:
+            out.rejected[u] = exc
+            raise AbortError(
+                "survivor-input-rejected",
+                f"client {u} is in the on-chain U but its input was rejected: {exc}",
+            ) from exc
+
+
+def _replay_he(
+    proto: HEProtocol,
+    record: RoundRecord,
+    out: Replay,
+    keys: KeyMaterial | None,
+    decrypted: bytes | None,
+) -> None:
+    server = proto.server(record.session, keys=keys)
+    _feed_inputs(proto, server, record, out)
+    request = server.on_deadline(proto.phases[0])[KEY_HOLDER]
+    assert isinstance(request, EncryptedSum)
+    out.encrypted_sum = request
+    if decrypted is None:
+        return
+    try:
+        server.receive(decode_blob(proto, decrypted, DecryptedSum, KEY_HOLDER))
+    except RemoteProtocolError as exc:
+        out.rejected[KEY_HOLDER] = exc
+        raise AbortError("bad-decryption", f"the key holder's decrypted sum: {exc}") from exc
+    server.on_deadline(proto.phases[1])
+    out.result = server.result
