@@ -1,9 +1,13 @@
 """The ``secagg`` command line.
 
-``secagg demo`` will run federated training coordinated on chain (issue #7). Until that lands
-it says so and runs what exists today: one in-process round of a secure-sum protocol
-(``secagg.simulate``) over per-client statistics of scikit-learn's digits (shipped offline),
-checking the decoded sum against the exact float sum.
+``secagg demo`` trains the digits model with federated averaging: every client trains with
+PyTorch, encodes its update with the chosen protocol, and coordinates through the contracts
+(embedded chain by default) and the content-addressed store (in memory by default). It prints
+a table per round, verifies every posted model from public data, and writes
+``results.json`` and PNG plots.
+
+``secagg verify`` recomputes one round's model from the chain and the store and checks it
+against the sha256 the aggregator posted.
 
 ``secagg bench`` (issue #8) is not built yet and says so; ``make bench`` runs the primitive
 benchmarks that exist.
@@ -12,80 +16,117 @@ benchmarks that exist.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
-
-import numpy as np
+from contextlib import ExitStack
+from pathlib import Path
 
 NOT_BUILT = 2
-
-
-def _client_updates(num_clients: int, seed: int) -> dict[int, np.ndarray]:
-    """Per-client mean image of a non-IID shard of digits (each client sees 3 classes)."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images, labels = digits.data / 16.0, digits.target
-    rng = np.random.default_rng(seed)  # data split only; nothing secret comes from it
-    updates = {}
-    for cid in range(num_clients):
-        classes = rng.choice(10, size=3, replace=False)
-        mask = np.isin(labels, classes)
-        idx = rng.choice(np.flatnonzero(mask), size=min(100, int(mask.sum())), replace=False)
-        updates[cid] = images[idx].mean(axis=0) - images.mean(axis=0)
-    return updates
+FAILED = 1
 
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    import secagg.protocols as protocols
-    from secagg import AbortError, simulate
+    from secagg.chain import Phase
+    from secagg.errors import SecAggError
+
+    from .demo import Demo, DemoConfig, round_phases
+    from .report import phase_table, round_table, write_plots, write_results
 
     console = Console()
-    console.print(
-        "[bold yellow]Not built yet:[/] the full demo (PyTorch training, on-chain rounds, "
-        "IPFS storage) is issue #7.\nRunning one in-process secure-sum round with the "
-        "protocols that exist today.\n"
-    )
-    updates = _client_updates(args.clients, args.seed)
-    proto = protocols.get(args.protocol, num_clients=args.clients, clip=1.0, quant_bits=20)
-    rng = np.random.default_rng(args.seed + 1)
-    dropouts = {
-        int(cid): proto.phases[int(rng.integers(len(proto.phases)))]
-        for cid in rng.choice(args.clients, size=int(args.dropout * args.clients), replace=False)
-    }
     try:
-        result = simulate(proto, updates, dropouts=dropouts, seed=args.seed)
-    except AbortError as exc:
+        config = DemoConfig(
+            protocol=args.protocol,
+            clients=args.clients,
+            rounds=args.rounds,
+            dropout=args.dropout,
+            seed=args.seed,
+            chain=args.chain,
+            store=args.store,
+            model=args.model,
+        )
+    except SecAggError as exc:
         console.print(f"[red]{exc}[/]")
-        return 1
-    exact = sum(np.clip(updates[c], -1.0, 1.0) for c in result.survivors)
-    err = float(np.max(np.abs(result.sum - exact)))
-    bound = proto.config.quantization.sum_error_bound(len(result.survivors))
+        return FAILED
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[phase]}"),
+        TimeElapsedColumn(), console=console,
+    )  # fmt: skip
+    bars: dict[int, int] = {}
 
-    stats = result.stats
-    table = Table(title=f"one round of '{args.protocol}' (in-process)")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    for name, value in [
-        ("clients", str(args.clients)),
-        ("survivors", str(len(result.survivors))),
-        ("d (entries per update)", str(len(exact))),
-        ("max |decoded sum - exact sum|", f"{err:.2e}"),
-        ("quantization error bound", f"{bound:.2e}"),
-        ("bytes sent per client", f"{result.bytes_per_client():.0f}"),
-        ("client seconds (all clients)", f"{sum(s.seconds for s in stats['client'].values()):.4f}"),
-        ("server seconds", f"{sum(s.seconds for s in stats['server'].values()):.4f}"),
-    ]:
-        table.add_row(name, value)
-    console.print(table)
-    if result.dropped:
-        console.print(f"dropped: {result.dropped}")
-    if err > bound:
-        console.print("[red]decoded sum outside the quantization error bound[/]")
-        return 1
+    def on_phase(round: int, phase: Phase) -> None:
+        if round == 0 or phase is Phase.REGISTRATION:
+            return
+        for r, bar in bars.items():
+            if r != round or phase is Phase.ENDED:
+                progress.update(bar, completed=progress.tasks[bar].total, phase="done")
+        if phase is Phase.ENDED:
+            return
+        if round not in bars:
+            steps = len(round_phases(demo.proto))
+            bars[round] = progress.add_task(f"round {round}", total=steps, phase="")
+        phases = round_phases(demo.proto)
+        done = phases.index(phase) if phase in phases else 0
+        progress.update(bars[round], completed=done, phase=phase.name.lower())
+
+    try:
+        with progress, Demo(config, on_phase=on_phase) as demo:
+            result = demo.run()
+    except SecAggError as exc:
+        console.print(f"[red]demo failed: {type(exc).__name__}: {exc}[/]")
+        return FAILED
+    console.print(round_table(result))
+    console.print(phase_table(result))
+    for r in result.rounds:
+        for note in r.notes:
+            console.print(f"  round {r.round}: {note}")
+    out = Path(args.out)
+    paths = [write_results(result, out), *write_plots(result, out)]
+    gap = 100 * (result.plain_final_accuracy - result.final_accuracy)
+    console.print(
+        f"final accuracy {result.final_accuracy:.3f} (plain FedAvg {result.plain_final_accuracy:.3f},"
+        f" gap {gap:+.2f} points); {result.total_seconds:.1f} s; wrote "
+        + ", ".join(str(p) for p in paths)
+    )
+    unverified = [r.round for r in result.rounds if r.verified is False]
+    if unverified:
+        console.print(f"[red]rounds {unverified} failed verification[/]")
+        return FAILED
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from secagg.chain import Contracts, Deployment
+    from secagg.errors import SecAggError
+
+    from .demo import open_chain, open_store
+    from .verify import verify_round
+
+    console = Console()
+    try:
+        addresses = json.loads(Path(args.deployment).read_text())
+        deployment = Deployment(**addresses.get("deployment", addresses))
+    except (OSError, ValueError, TypeError) as exc:
+        console.print(f"[red]cannot read the deployment from {args.deployment}: {exc}[/]")
+        return FAILED
+    try:
+        with ExitStack() as stack:
+            contracts = Contracts(open_chain(args.chain, stack), deployment)
+            model = verify_round(
+                contracts, open_store(args.store, stack), args.task, args.round
+            )
+    except SecAggError as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}[/]")
+        return FAILED
+    console.print(
+        f"task {args.task} round {args.round}: verified; survivors {list(model.survivors)}, "
+        f"model sha256 {model.sha256().hex()}"
+    )
     return 0
 
 
@@ -103,12 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="secagg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the demo (today: one in-process secure-sum round)")
-    demo.add_argument("--protocol", choices=protocols.names(), default="plain")
+    demo = sub.add_parser("demo", help="federated training coordinated on chain")
+    demo.add_argument("--protocol", choices=protocols.names(), default="secaggplus")
     demo.add_argument("--clients", type=int, default=10)
-    demo.add_argument("--dropout", type=float, default=0.0, help="fraction that vanish")
+    demo.add_argument("--rounds", type=int, default=5)
+    demo.add_argument(
+        "--dropout", type=float, default=0.0, help="fraction of clients that vanish each round"
+    )
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--chain", default="embedded", help="embedded | anvil | http(s)://URL")
+    demo.add_argument("--store", default="memory", help="memory | dir:PATH | ipfs | ipfs:URL")
+    demo.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    demo.add_argument("--out", default="results", help="folder for results.json and plots")
     demo.set_defaults(func=_demo)
+    verify = sub.add_parser("verify", help="recompute a round's model from public data")
+    verify.add_argument("--task", type=int, required=True)
+    verify.add_argument("--round", type=int, required=True)
+    verify.add_argument("--chain", required=True, help="the node's http(s)://URL")
+    verify.add_argument("--store", required=True, help="dir:PATH | ipfs:URL")
+    verify.add_argument(
+        "--deployment", required=True, help="JSON with the contract addresses (results.json)"
+    )
+    verify.set_defaults(func=_verify)
     bench = sub.add_parser("bench", help="encryption-overhead benchmarks (not built yet)")
     bench.set_defaults(func=_bench)
     return parser

@@ -278,7 +278,7 @@ class Demo:
         )
         store.put(spec.encode())
         n = cfg.clients
-        blocks = 2 * n + 10
+        blocks = 3 * n + 10  # every member can act in a phase (one block per transaction)
         has_shares = isinstance(self.proto, SecAggPlus)
         params = TaskParams(
             protocol_id=protocol_id(cfg.protocol),
@@ -299,11 +299,6 @@ class Demo:
             reward_per_round=REWARD_PER_ROUND,
             reward_pool=REWARD_PER_ROUND * cfg.rounds,
         )
-        self.contracts.mint(self.deployer, self.owner.address, TOKENS)
-        self.contracts.approve(self.owner, params.reward_pool)
-        self.task_id = self.contracts.create_task(
-            self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
-        )
         self.identities = {
             u: Identity.generate(
                 chain.new_account(rng.fork(f"participant/{u}/account")),
@@ -311,9 +306,15 @@ class Demo:
             )
             for u in range(n)
         }
-        self.participants: dict[int, Participant | None] = {}
-        for u, identity in self.identities.items():
+        for identity in self.identities.values():  # funded before Registration opens
             self.contracts.mint(self.deployer, identity.account.address, TOKENS)
+        self.contracts.mint(self.deployer, self.owner.address, TOKENS)
+        self.contracts.approve(self.owner, params.reward_pool)
+        self.task_id = self.contracts.create_task(
+            self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
+        )
+        self.participants: dict[int, Participant | None] = {}
+        for u in range(n):
             agent = self._participant(u)
             agent.register()
             self.participants[u] = agent
@@ -377,7 +378,7 @@ class Demo:
 
     def _on_phase(self, r: int, phase: Phase, plan: dict[tuple[int, Phase], set[int]]) -> None:
         first = round_phases(self.proto)[0]
-        if phase is first:  # a new round: killed participants come back as fresh processes
+        if phase in (first, Phase.ENDED):  # killed participants come back as fresh processes
             for u, agent in self.participants.items():
                 if agent is None:
                     self.participants[u] = self._participant(u)
@@ -432,6 +433,7 @@ class Demo:
     def _report(self, phase_seconds: dict[int, dict[str, float]], total: float) -> DemoResult:
         assert self.store is not None
         ledger, metrics = self.ledger, self.metrics
+        ledger.sync()
         by_id = {i: u for u, i in self.ids.items()}
         weights = self.federation.fedavg_weights()
         _, initial_cid, _ = ledger.latest_model(1)
@@ -490,19 +492,16 @@ class Demo:
             balances={
                 u: self.contracts.balance_of(i.account.address) for u, i in self.identities.items()
             },
-            stakes_returned=self._events_by_client("StakeWithdrawn"),
-            slashed=self._events_by_client("Slashed"),
-            rewards=self._events_by_client("RewardClaimed"),
+            stakes_returned=self._amounts("StakeWithdrawn"),
+            slashed=self._amounts("Slashed"),
+            rewards=self._amounts("RewardClaimed"),
             total_seconds=total,
         )
 
-    def _events_by_client(self, name: str) -> dict[int, int]:
-        out: dict[int, int] = {}
-        address_to_u = {i.account.address: u for u, i in self.identities.items()}
-        for event in self.contracts.events(name, self.task_id):
-            u = address_to_u[event.args["participant"]]
-            out[u] = out.get(u, 0) + int(event.args["amount"])
-        return out
+    def _amounts(self, name: str) -> dict[int, int]:
+        """Token amounts of ``name`` events (Slashed, RewardClaimed...) per client."""
+        got = self.ledger.amounts.get(name, {})
+        return {u: got[i.account.address] for u, i in self.identities.items() if i.account.address in got}
 
     def _plain_step(
         self, params: list[torch.Tensor], r: int, survivors: list[int], weights: dict[int, float]

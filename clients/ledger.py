@@ -54,6 +54,7 @@ class TaskLedger:
         self.deadline = 0
         self.rounds: dict[int, RoundPostings] = {}
         self.models: dict[int, tuple[str, bytes]] = {}
+        self.amounts: dict[str, dict[str, int]] = {}  # Slashed/RewardClaimed/StakeWithdrawn
         self._spec: TaskSpec | None = None
         self._session_id = session_id(
             contracts.chain.w3.eth.chain_id, contracts.coordinator.address, task_id
@@ -92,6 +93,9 @@ class TaskLedger:
             self.postings(a["round"]).unmasks[a["participant"]] = normalize(bytes(a["cid"]))
         elif name == "Slashed":
             self.postings(a["round"]).slashed.add(a["participant"])
+            self._add_amount(name, a["participant"], a["amount"])
+        elif name in ("RewardClaimed", "StakeWithdrawn"):
+            self._add_amount(name, a["participant"], a["amount"])
         elif name == "RoundFailed":
             postings = self.postings(a["round"])
             postings.outcome, postings.failed_phase = "failed", Phase(a["phase"])
@@ -99,6 +103,10 @@ class TaskLedger:
             self.postings(a["round"]).outcome = "finalized"
         elif name == "ModelPublished":
             self.models[int(a["round"])] = (normalize(bytes(a["cid"])), bytes(a["sha256Digest"]))
+
+    def _add_amount(self, name: str, address: str, amount: int) -> None:
+        by_address = self.amounts.setdefault(name, {})
+        by_address[address] = by_address.get(address, 0) + int(amount)
 
     # -- queries -------------------------------------------------------------------------------
     def postings(self, round: int) -> RoundPostings:
