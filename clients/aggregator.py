@@ -96,6 +96,17 @@ class Aggregator:
         """The key holder's DecryptedSum CID for ``round`` (HE tasks)."""
         self.decryptions[round] = cid
 
+    def model_for(
+        self,
+        proto: Protocol[Any],
+        previous: ModelBlob,
+        result: AggregateResult,
+        round: int,
+        aggregate: str | None,
+    ) -> ModelBlob:
+        """The model to post: FedAvg's step (:func:`next_model`)."""
+        return next_model(proto, previous, result, round, aggregate)
+
     def step(self) -> bool:
         """Finalize the current round if its Finalize phase is open; True when it did."""
         self.ledger.sync()
@@ -114,11 +125,11 @@ class Aggregator:
             decrypted = self.store.get(decrypted_cid) if decrypted_cid else None
             outcome = replay(proto, record, keys=self.keys, decrypted=decrypted)
             for u, exc in outcome.rejected.items():
-                self.metrics.note(r, f"aggregator rejected client {u}'s blob: {exc}")
+                self.metrics.note(r, f"aggregator rejected client {u}'s blob: {type(exc).__name__}: {exc}")
             assert outcome.result is not None
             _, previous_cid, _ = self.ledger.latest_model(r)
             previous = ModelBlob.decode(self.store.get(previous_cid))
-            model = next_model(proto, previous, outcome.result, r, decrypted_cid)
+            model = self.model_for(proto, previous, outcome.result, r, decrypted_cid)
         except AbortError as exc:
             self.failed[r] = exc
             self.metrics.note(r, f"aggregator aborted: {exc}")

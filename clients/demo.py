@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -222,6 +222,12 @@ class Demo:
         Called with (round, phase) whenever the chain enters a phase (progress display).
     clock:
         Time source for the phase timings.
+    aggregator_class:
+        The aggregator's implementation (tests plug in dishonest ones).
+    aggregator_store:
+        Wraps the store the aggregator is handed (tests record what it reads).
+    participant_classes:
+        Client index -> implementation, for clients that differ (tests plug in cheaters).
     """
 
     def __init__(
@@ -230,8 +236,14 @@ class Demo:
         *,
         on_phase: Callable[[int, Phase], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        aggregator_class: type[Aggregator] = Aggregator,
+        aggregator_store: Callable[[Store], Store] = lambda store: store,
+        participant_classes: Mapping[int, type[Participant]] | None = None,
     ) -> None:
+        self.participant_classes = dict(participant_classes or {})
         self.config = config
+        self.aggregator_class = aggregator_class
+        self.aggregator_store = aggregator_store
         self.on_phase = on_phase or (lambda r, p: None)
         self.clock = clock
         self.metrics = Metrics()
@@ -339,7 +351,7 @@ class Demo:
     def _participant(self, u: int) -> Participant:
         """A fresh participant process for client ``u`` (its identity persists)."""
         assert self.store is not None
-        return Participant(
+        return self.participant_classes.get(u, Participant)(
             self.contracts,
             self.store,
             self.task_id,
@@ -353,8 +365,8 @@ class Demo:
     def _aggregator(self) -> Aggregator:
         assert self.store is not None
         public = self.keys.public_only() if self.keys is not None else None
-        return Aggregator(
-            self.contracts, self.store, self.task_id, self.aggregator_account, self.metrics,
+        return self.aggregator_class(
+            self.contracts, self.aggregator_store(self.store), self.task_id, self.aggregator_account, self.metrics,
             keys=public, clock=self.clock,
         )  # fmt: skip
 
@@ -450,6 +462,7 @@ class Demo:
             digest = None
             if postings.outcome == "finalized":
                 model = ModelBlob.decode(self.store.get(ledger.models[r][0]))
+                survivors = list(model.survivors)  # U3: U less any member whose input was rejected
                 accuracy = self._accuracy(model.weights)
                 digest = ledger.models[r][1].hex()
                 try:

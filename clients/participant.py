@@ -194,6 +194,10 @@ class Participant:
     def _current(self, r: int) -> _RoundState | None:
         return self._state if self._state is not None and self._state.round == r else None
 
+    def encode_posting(self, phase: Phase, message: Message) -> bytes:
+        """The blob posted for ``message`` in ``phase``: its wire encoding."""
+        return wire.encode(message)
+
     def _timed_post(self, r: int, phase: Phase, t0: float, data: bytes, gas: int) -> None:
         self.metrics.record(
             r, PARTICIPANTS, phase.name.lower(), self.id,
@@ -214,7 +218,9 @@ class Participant:
         )
         advertised = machine.start()
         record = self.ledger.record(self.store, r, shares=False, outcome=False)
-        bundle = wire.encode(machine.receive(server_keys(proto, record, self.id)))  # type: ignore[arg-type]
+        shares = machine.receive(server_keys(proto, record, self.id))  # type: ignore[arg-type]
+        assert shares is not None
+        bundle = self.encode_posting(Phase.SHARE_KEYS, shares)
         cid = self.store.put(bundle)
         receipt = self.contracts.share_keys(
             self.identity.account, self.task_id, advertised.s_pk, to_bytes(cid)  # type: ignore[attr-defined]
@@ -252,7 +258,7 @@ class Participant:
             message = machine.start()
             state = self._state = _RoundState(r, machine)
         assert message is not None
-        blob = wire.encode(message)
+        blob = self.encode_posting(Phase.COMMIT, message)
         cid = self.store.put(blob)
         salt = self.rng.fork(f"round/{r}/salt").random_bytes(32)
         value = commitment(to_bytes(cid), salt, self.address, r)
@@ -292,14 +298,17 @@ class Participant:
 
     def _unmask(self, r: int) -> bool:
         state = self._current(r)
-        survivors = self.ledger.survivors(r)
-        if state is None or state.machine is None or self.id not in survivors:
+        proto = self._protocol()
+        if state is None or state.machine is None or self.id not in self.ledger.survivors(r):
             return False
+        assert isinstance(proto, SecAggPlus)
         t0 = self.clock()
-        record = self.ledger.record(self.store, r, shares=False, outcome=False)
-        response = state.machine.receive(unmask_request(record))
+        request = unmask_request(proto, self.ledger.record(self.store, r))
+        if self.id not in request.survivors:
+            raise AbortError("not-in-u3", "this client's own input was rejected")
+        response = state.machine.receive(request)
         assert response is not None
-        blob = wire.encode(response)
+        blob = self.encode_posting(Phase.UNMASK, response)
         cid = self.store.put(blob)
         receipt = self.contracts.post_unmask(self.identity.account, self.task_id, to_bytes(cid))
         self._state = None  # the round's secrets are no longer needed

@@ -27,9 +27,9 @@ EncryptedSum from them itself (it never decrypts what the aggregator hands it) a
 the DecryptedSum. ``plain``: the revealed blobs are Input messages.
 
 A blob that does not decode, is bound to another session or round, or names another sender
-than the account that posted it is rejected with its :class:`RemoteProtocolError` and left
-out, as the in-process driver does; if it belongs to a member of the on-chain U the round
-aborts with a named reason rather than produce a wrong sum.
+than the account that posted it is rejected with its :class:`RemoteProtocolError` and its
+poster is left out, as the in-process driver does: a member of the on-chain U whose bundle
+or input was rejected is not in U3, the set everyone unmasks for (:func:`unmask_request`).
 """
 
 from __future__ import annotations
@@ -173,10 +173,27 @@ def forwarded_shares(
     return forwarded, {s.peer: record.masking_keys[s.peer] for s in forwarded.shares}
 
 
-def unmask_request(record: RoundRecord) -> UnmaskRequest:
-    """The request to unmask for the on-chain U (no signatures: the chain fixed U)."""
+def unmask_request(proto: SecAggPlus, record: RoundRecord) -> UnmaskRequest:
+    """The request to unmask U3: the members of the on-chain U whose shares were accepted
+    (U2) and whose masked input is well formed. Every party computes the same U3 from public
+    data, so a member that posted a malformed bundle or input is left out of the sum and the
+    honest members' round goes on (no signatures are needed: the chain fixed U).
+
+    Raises
+    ------
+    AbortError
+        Fewer than ``min_survivors`` inputs are left.
+    """
+    out = Replay()
+    server = _masking_until_inputs(proto, record, out)
+    server.on_deadline(Phase.SHARE_KEYS)
+    _feed_inputs(proto, server, record, out)
+    requests = server.on_deadline(Phase.MASKED_INPUT)
     s = record.session
-    return UnmaskRequest(s.id, s.round, SERVER, tuple(sorted(record.survivors)), ())
+    request = next(iter(requests.values()), None)
+    if not isinstance(request, UnmaskRequest):
+        return UnmaskRequest(s.id, s.round, SERVER, (), ())
+    return request
 
 
 def replay(
@@ -249,8 +266,7 @@ def _replay_masking(proto: SecAggPlus, record: RoundRecord, out: Replay) -> None
     server = _masking_until_inputs(proto, record, out)
     server.on_deadline(Phase.SHARE_KEYS)
     _feed_inputs(proto, server, record, out)
-    request = server.on_deadline(Phase.MASKED_INPUT)
-    assert all(isinstance(m, UnmaskRequest) for m in request.values())
+    server.on_deadline(Phase.MASKED_INPUT)
     for u in sorted(record.unmasks):
         try:
             server.receive(decode_blob(proto, record.unmasks[u], UnmaskResponse, u))
@@ -261,17 +277,13 @@ def _replay_masking(proto: SecAggPlus, record: RoundRecord, out: Replay) -> None
 
 
 def _feed_inputs(proto: Protocol[Any], server: Any, record: RoundRecord, out: Replay) -> None:
-    """The revealed inputs of U; a rejected one aborts (U is fixed on chain)."""
+    """The revealed inputs of U; a rejected one is left out of the sum."""
     expected = input_message_type(proto)
     for u in sorted(record.survivors):
         try:
             server.receive(decode_blob(proto, record.inputs[u], expected, u))
         except RemoteProtocolError as exc:
             out.rejected[u] = exc
-            raise AbortError(
-                "survivor-input-rejected",
-                f"client {u} is in the on-chain U but its input was rejected: {exc}",
-            ) from exc
 
 
 def _replay_he(
