@@ -179,7 +179,7 @@ def open_chain(spec: str, stack: ExitStack) -> Chain:
         return Chain.connect(node.url)
     if spec.startswith(("http://", "https://")):
         return Chain.connect(spec)
-    raise ConfigError(f"--chain is embedded, anvil or an http(s) URL, not {spec!r}", "chain")
+    raise ConfigError(f"--chain is embedded, anvil or an http(s) URL, not {spec!r}", parameter="chain")
 
 
 def open_store(spec: str, stack: ExitStack) -> Store:
@@ -193,7 +193,7 @@ def open_store(spec: str, stack: ExitStack) -> Store:
         return IpfsStore(node.url)
     if spec.startswith("ipfs:") and len(spec) > 5:
         return IpfsStore(spec[5:])
-    raise ConfigError(f"--store is memory, dir:PATH, ipfs or ipfs:URL, not {spec!r}", "store")
+    raise ConfigError(f"--store is memory, dir:PATH, ipfs or ipfs:URL, not {spec!r}", parameter="store")
 
 
 def round_phases(proto: Protocol[Any]) -> tuple[Phase, ...]:
