@@ -53,7 +53,9 @@ def next_model(
     """
     total = np.asarray(proto.decode(result.ring_sum, np.zeros(1)), dtype=np.float64)
     if len(total) != len(previous.weights) + 1:
-        raise AbortError("wrong-dimension", f"a sum of {len(total)} for a model of {len(previous.weights)}")
+        raise AbortError(
+            "wrong-dimension", f"a sum of {len(total)} for a model of {len(previous.weights)}"
+        )
     weight = float(total[-1])
     if not weight > 0:
         raise AbortError("no-weight", f"the survivors' total weight is {weight}")
@@ -125,7 +127,9 @@ class Aggregator:
             decrypted = self.store.get(decrypted_cid) if decrypted_cid else None
             outcome = replay(proto, record, keys=self.keys, decrypted=decrypted)
             for u, exc in outcome.rejected.items():
-                self.metrics.note(r, f"aggregator rejected client {u}'s blob: {type(exc).__name__}: {exc}")
+                self.metrics.note(
+                    r, f"aggregator rejected client {u}'s blob: {type(exc).__name__}: {exc}"
+                )
             assert outcome.result is not None
             _, previous_cid, _ = self.ledger.latest_model(r)
             previous = ModelBlob.decode(self.store.get(previous_cid))

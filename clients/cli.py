@@ -28,7 +28,7 @@ FAILED = 1
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from secagg.chain import Phase
     from secagg.errors import SecAggError
@@ -55,7 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[phase]}"),
         TimeElapsedColumn(), console=console,
     )  # fmt: skip
-    bars: dict[int, int] = {}
+    bars: dict[int, TaskID] = {}
 
     def on_phase(round: int, phase: Phase) -> None:
         if round == 0 or phase is Phase.REGISTRATION:
@@ -86,10 +86,10 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     paths = [write_results(result, out), *write_plots(result, out)]
     gap = 100 * (result.plain_final_accuracy - result.final_accuracy)
+    secure, plain = result.final_accuracy, result.plain_final_accuracy
     console.print(
-        f"final accuracy {result.final_accuracy:.3f} (plain FedAvg {result.plain_final_accuracy:.3f},"
-        f" gap {gap:+.2f} points); {result.total_seconds:.1f} s; wrote "
-        + ", ".join(str(p) for p in paths)
+        f"final accuracy {secure:.3f} (plain FedAvg {plain:.3f}, gap {gap:+.2f} points); "
+        f"{result.total_seconds:.1f} s; wrote " + ", ".join(str(p) for p in paths)
     )
     unverified = [r.round for r in result.rounds if r.verified is False]
     if unverified:
@@ -117,9 +117,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         with ExitStack() as stack:
             contracts = Contracts(open_chain(args.chain, stack), deployment)
-            model = verify_round(
-                contracts, open_store(args.store, stack), args.task, args.round
-            )
+            model = verify_round(contracts, open_store(args.store, stack), args.task, args.round)
     except SecAggError as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}[/]")
         return FAILED

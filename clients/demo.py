@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -179,7 +179,9 @@ def open_chain(spec: str, stack: ExitStack) -> Chain:
         return Chain.connect(node.url)
     if spec.startswith(("http://", "https://")):
         return Chain.connect(spec)
-    raise ConfigError(f"--chain is embedded, anvil or an http(s) URL, not {spec!r}", parameter="chain")
+    raise ConfigError(
+        f"--chain is embedded, anvil or an http(s) URL, not {spec!r}", parameter="chain"
+    )
 
 
 def open_store(spec: str, stack: ExitStack) -> Store:
@@ -193,7 +195,9 @@ def open_store(spec: str, stack: ExitStack) -> Store:
         return IpfsStore(node.url)
     if spec.startswith("ipfs:") and len(spec) > 5:
         return IpfsStore(spec[5:])
-    raise ConfigError(f"--store is memory, dir:PATH, ipfs or ipfs:URL, not {spec!r}", parameter="store")
+    raise ConfigError(
+        f"--store is memory, dir:PATH, ipfs or ipfs:URL, not {spec!r}", parameter="store"
+    )
 
 
 def round_phases(proto: Protocol[Any]) -> tuple[Phase, ...]:
@@ -207,7 +211,7 @@ def chain_threshold(proto: Protocol[Any]) -> int:
     """The fewest members a round needs past ShareKeys and Reveal (the contract's threshold)."""
     if isinstance(proto, SecAggPlus):
         params = proto.config.parameters
-        return max(params.min_survivors, params.threshold + 1)
+        return int(max(params.min_survivors, params.threshold + 1))
     return int(getattr(proto.config, "min_survivors", 1))
 
 
@@ -346,7 +350,8 @@ class Demo:
     def _protocol(self) -> Protocol[Any]:
         import secagg.protocols as protocols
 
-        return protocols.get(self.config.protocol, **self.config.protocol_config())
+        proto: Protocol[Any] = protocols.get(self.config.protocol, **self.config.protocol_config())
+        return proto
 
     def _participant(self, u: int) -> Participant:
         """A fresh participant process for client ``u`` (its identity persists)."""
@@ -366,9 +371,14 @@ class Demo:
         assert self.store is not None
         public = self.keys.public_only() if self.keys is not None else None
         return self.aggregator_class(
-            self.contracts, self.aggregator_store(self.store), self.task_id, self.aggregator_account, self.metrics,
-            keys=public, clock=self.clock,
-        )  # fmt: skip
+            self.contracts,
+            self.aggregator_store(self.store),
+            self.task_id,
+            self.aggregator_account,
+            self.metrics,
+            keys=public,
+            clock=self.clock,
+        )
 
     def _deliver(self, round: int, cid: str) -> None:
         self.aggregator.accept_decryption(round, cid)
@@ -497,7 +507,9 @@ class Demo:
                 )
             )
         return DemoResult(
-            config={k: str(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()},
+            config={
+                k: str(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()
+            },
             task_id=self.task_id,
             deployment=self.contracts.deployment.as_dict(),
             initial_accuracy=initial_accuracy,
@@ -514,7 +526,11 @@ class Demo:
     def _amounts(self, name: str) -> dict[int, int]:
         """Token amounts of ``name`` events (Slashed, RewardClaimed...) per client."""
         got = self.ledger.amounts.get(name, {})
-        return {u: got[i.account.address] for u, i in self.identities.items() if i.account.address in got}
+        return {
+            u: got[i.account.address]
+            for u, i in self.identities.items()
+            if i.account.address in got
+        }
 
     def _plain_step(
         self, params: list[torch.Tensor], r: int, survivors: list[int], weights: dict[int, float]
@@ -532,4 +548,3 @@ class Demo:
         }
         chosen = {u: weights[u] for u in survivors}
         return fedavg_step(params, weighted_sum(updates, chosen), sum(chosen.values()))
-

@@ -41,6 +41,7 @@ from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import ClientMachine, KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
+from secagg.protocols.secaggplus.messages import AdvertiseKeys
 from secagg.randomness import RandomSource
 from secagg.store import Store, to_bytes
 from secagg.wire import Message
@@ -217,13 +218,17 @@ class Participant:
             agreement_key=self.identity.agreement_key,
         )
         advertised = machine.start()
+        assert isinstance(advertised, AdvertiseKeys)
         record = self.ledger.record(self.store, r, shares=False, outcome=False)
-        shares = machine.receive(server_keys(proto, record, self.id))  # type: ignore[arg-type]
+        shares = machine.receive(server_keys(proto, record, self.id))
         assert shares is not None
         bundle = self.encode_posting(Phase.SHARE_KEYS, shares)
         cid = self.store.put(bundle)
         receipt = self.contracts.share_keys(
-            self.identity.account, self.task_id, advertised.s_pk, to_bytes(cid)  # type: ignore[attr-defined]
+            self.identity.account,
+            self.task_id,
+            advertised.s_pk,
+            to_bytes(cid),
         )
         self._state = _RoundState(r, machine)
         self._timed_post(r, Phase.SHARE_KEYS, t0, bundle, int(receipt["gasUsed"]))

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secagg import wire
-from secagg.graph import NeighbourGraph, graph_seed
 from secagg.errors import AbortError, RemoteProtocolError, UnknownSenderError
+from secagg.graph import NeighbourGraph, graph_seed
 from secagg.protocol import KEY_HOLDER, SERVER, AggregateResult, KeyMaterial, Protocol, Session
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.he.messages import DecryptedSum, EncryptedInput, EncryptedSum
@@ -60,8 +60,8 @@ from secagg.protocols.secaggplus.messages import (
 from secagg.wire import Message
 
 __all__ = [
-    "RoundRecord",
     "Replay",
+    "RoundRecord",
     "decode_blob",
     "forwarded_shares",
     "input_message_type",
@@ -116,16 +116,15 @@ class Replay:
 
 def input_message_type(proto: Protocol[Any]) -> type[Message]:
     """The message a participant commits to and reveals."""
+    kind: type[Message] = Input
     if isinstance(proto, SecAggPlus):
-        return MaskedInput
-    if isinstance(proto, HEProtocol):
-        return EncryptedInput
-    return Input
+        kind = MaskedInput
+    elif isinstance(proto, HEProtocol):
+        kind = EncryptedInput
+    return kind
 
 
-def decode_blob(
-    proto: Protocol[Any], data: bytes, expected: type[Message], sender: int
-) -> Message:
+def decode_blob(proto: Protocol[Any], data: bytes, expected: type[Message], sender: int) -> Message:
     """Decode a posted blob and check it is an ``expected`` message from ``sender``.
 
     Raises

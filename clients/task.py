@@ -71,7 +71,8 @@ class TaskSpec:
             raise ConfigError(f"task spec version {self.version} is not {SPEC_VERSION}")
 
     def build_protocol(self) -> Protocol[Any]:
-        return protocols.get(self.protocol, **self.config)
+        proto: Protocol[Any] = protocols.get(self.protocol, **self.config)
+        return proto
 
     def encode(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): equal specs give equal bytes."""

@@ -209,4 +209,4 @@ def unflatten_params(flat: torch.Tensor, like: Params) -> Params:
     sizes = [p.numel() for p in like]
     if flat.numel() != sum(sizes):
         raise ConfigError(f"{flat.numel()} values for a model of {sum(sizes)} parameters")
-    return [part.reshape(p.shape) for part, p in zip(flat.split(sizes), like, strict=True)]
+    return [part.reshape(p.shape) for part, p in zip(torch.split(flat, sizes), like, strict=True)]

@@ -31,7 +31,12 @@ __all__ = ["verify_round"]
 
 
 def verify_round(
-    contracts: Contracts, store: Store, task_id: int, round: int, *, ledger: TaskLedger | None = None
+    contracts: Contracts,
+    store: Store,
+    task_id: int,
+    round: int,
+    *,
+    ledger: TaskLedger | None = None,
 ) -> ModelBlob:
     """The model of ``round`` after checking it against the round's public data.
 

@@ -114,10 +114,10 @@ def test_too_few_unmask_shares_abort_and_nobody_is_paid_for_the_round() -> None:
     assert result.rewards == dict.fromkeys(range(6), reward(result, 6))
 
 
-@pytest.mark.parametrize("phase", [Phase.COMMIT, Phase.UNMASK, Phase.FINALIZE], ids=lambda p: p.name)
-def test_a_restarted_aggregator_posts_the_same_models(
-    baseline: DemoResult, phase: Phase
-) -> None:
+@pytest.mark.parametrize(
+    "phase", [Phase.COMMIT, Phase.UNMASK, Phase.FINALIZE], ids=lambda p: p.name
+)
+def test_a_restarted_aggregator_posts_the_same_models(baseline: DemoResult, phase: Phase) -> None:
     result = run(**SMALL, aggregator_crashes=((1, phase), (2, phase)))
     assert [r.model_sha256 for r in result.rounds] == [r.model_sha256 for r in baseline.rounds]
     assert all(any("aggregator killed" in n for n in r.notes) for r in result.rounds)
@@ -233,13 +233,19 @@ def test_verify_catches_a_wrong_aggregate(protocol: str) -> None:
 
 class GarbageBundle(Participant):
     def encode_posting(self, phase: Phase, message: Message) -> bytes:
-        return b"\x00not a bundle" if phase is Phase.SHARE_KEYS else super().encode_posting(phase, message)
+        return (
+            b"\x00not a bundle"
+            if phase is Phase.SHARE_KEYS
+            else super().encode_posting(phase, message)
+        )
 
 
 class ShortInput(Participant):
     def encode_posting(self, phase: Phase, message: Message) -> bytes:
         if phase is Phase.COMMIT and isinstance(message, MaskedInput):
-            message = MaskedInput(message.session, message.round, message.sender, message.vector[:-1])
+            message = MaskedInput(
+                message.session, message.round, message.sender, message.vector[:-1]
+            )
         return super().encode_posting(phase, message)
 
 
@@ -254,7 +260,11 @@ class Impostor(Participant):
 
 @pytest.mark.parametrize(
     ("cheater", "error"),
-    [(GarbageBundle, "WireError"), (ShortInput, "WrongLengthError"), (Impostor, "UnknownSenderError")],
+    [
+        (GarbageBundle, "WireError"),
+        (ShortInput, "WrongLengthError"),
+        (Impostor, "UnknownSenderError"),
+    ],
 )
 def test_a_cheaters_blob_is_rejected_by_name_and_the_honest_round_goes_on(
     cheater: type[Participant], error: str
@@ -263,6 +273,6 @@ def test_a_cheaters_blob_is_rejected_by_name_and_the_honest_round_goes_on(
     (r,) = result.rounds
     assert r.outcome == "finalized" and r.verified, r.notes
     assert r.survivors == [0, 1, 2, 3, 4]
-    assert any(f"client 5" in n and error in n for n in r.notes), r.notes
+    assert any("client 5" in n and error in n for n in r.notes), r.notes
     assert r.accuracy is not None and r.plain_accuracy is not None
     assert abs(r.accuracy - r.plain_accuracy) <= 0.01
