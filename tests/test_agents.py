@@ -20,6 +20,7 @@ from secagg.clients.participant import Participant
 from secagg.clients.task import TaskSpec
 from secagg.clients.verify import verify_round
 from secagg.protocol import AggregateResult, Protocol
+from secagg.protocols.he.messages import DecryptedSum, EncryptedInput
 from secagg.protocols.plain.messages import Input
 from secagg.protocols.secaggplus.messages import MaskedInput, ShareKeys, UnmaskResponse
 from secagg.store import Store
@@ -170,16 +171,24 @@ def near_zero_fraction(vector: np.ndarray[Any, Any], quant_bits: int) -> float:
 
 
 def aggregator_reads(protocol: str) -> tuple[list[Any], DemoResult]:
+    """What the aggregator's store handed it in one round, decoded (the HE task's public
+    context appears as ``"public context"``)."""
     recorders: list[RecordingStore] = []
 
     def wrap(store: Store) -> Store:
         recorders.append(RecordingStore(store))
         return recorders[-1]
 
-    result = run(protocol=protocol, clients=5, rounds=1, seed=2, aggregator_store=wrap)
+    config = DemoConfig(protocol=protocol, clients=5, rounds=1, seed=2)
+    with Demo(config, aggregator_store=wrap) as demo:
+        result = demo.run()
+        context = demo.keys.public if demo.keys is not None else None
     (recorder,) = recorders
-    wire_name = "secaggplus" if protocol == "secaggplus" else protocol
-    return [classify(blob, wire_name) for blob in recorder.read], result
+    wire_name = demo.proto.wire_name
+    reads = [
+        "public context" if blob == context else classify(blob, wire_name) for blob in recorder.read
+    ]
+    return reads, result
 
 
 def test_the_aggregator_is_handed_only_masked_vectors_shares_and_models() -> None:
@@ -191,6 +200,15 @@ def test_the_aggregator_is_handed_only_masked_vectors_shares_and_models() -> Non
     assert len(masked) == 5
     for message in masked:  # uniform in Z_{2^32}: about 2^24 / 2^32 = 0.4% near zero
         assert near_zero_fraction(message.vector, 24) < 0.05
+
+
+def test_the_ckks_aggregator_is_handed_only_ciphertexts_and_the_decrypted_sum() -> None:
+    reads, result = aggregator_reads("ckks")
+    assert result.rounds[0].verified
+    kinds = {type(x) for x in reads if x != "public context"}
+    assert kinds <= {EncryptedInput, DecryptedSum, ModelBlob, TaskSpec}, kinds
+    assert sum(isinstance(x, EncryptedInput) for x in reads) == 5
+    assert sum(isinstance(x, DecryptedSum) for x in reads) == 1
 
 
 def test_the_near_zero_check_does_flag_unmasked_inputs() -> None:

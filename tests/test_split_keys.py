@@ -6,6 +6,7 @@ each misuse and each malformed key is refused by name."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -59,26 +60,11 @@ def test_a_round_with_split_keys_sums_correctly_despite_an_absent_member() -> No
         client.set_masking_keys(keys)
         client.set_input(inputs[u])
         masked[u] = wire.encode(client.receive(forwarded))
-    record = RoundRecord(
-        SESSION,
-        record.agreement_keys,
-        record.masking_keys,
-        record.bundles,
-        masked,
-        frozenset(clients),
-    )
+    record = replace(record, inputs=masked, survivors=frozenset(clients))
     request = unmask_request(proto, record)
     assert request.survivors == (0, 1, 2, 3)
     unmasks = {u: wire.encode(c.receive(request)) for u, c in clients.items()}
-    record = RoundRecord(
-        SESSION,
-        record.agreement_keys,
-        record.masking_keys,
-        record.bundles,
-        masked,
-        frozenset(clients),
-        unmasks,
-    )
+    record = replace(record, unmasks=unmasks)
     outcome = replay(proto, record)
     assert outcome.result is not None and outcome.rejected == {}
     total = proto.decode(outcome.result.ring_sum, np.zeros(1))
