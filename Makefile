@@ -12,7 +12,7 @@ TORCH  := torch==2.13.0
 NODE_STAMP := contracts/node_modules/.installed-stamp
 IPFS_STAMP := tools/ipfs/node_modules/.installed-stamp
 
-.PHONY: demo test bench lint typecheck contracts gas clean
+.PHONY: demo test bench bench-quick lint typecheck contracts gas clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,18 @@ demo: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(IPFS_STAMP)
 	$(PY) -m pytest -q
 
+# The full grid (every protocol over d, n, dropout; ~20 min on 2 cores) plus the primitive,
+# masking and HE benchmarks; rewrites the grid section of benchmarks/RESULTS.md and the plots.
 bench: $(STAMP)
 	mkdir -p .benchmarks
-	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,mean,rounds \
-		--benchmark-json=.benchmarks/latest.json
+	SECAGG_BENCH=full $(PY) -m pytest benchmarks -q --benchmark-only \
+		--benchmark-columns=min,median,mean,rounds --benchmark-json=.benchmarks/latest.json
+
+# Tiny sizes, seconds: the grid's smoke test (CI runs it after the tests).
+bench-quick: $(STAMP)
+	mkdir -p .benchmarks
+	SECAGG_BENCH=quick $(PY) -m pytest benchmarks/bench_grid.py -q --benchmark-only \
+		--benchmark-columns=median --benchmark-json=.benchmarks/quick.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check secagg protocols clients tests benchmarks

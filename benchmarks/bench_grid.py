@@ -1,0 +1,67 @@
+"""The benchmark grid (issue #8): every protocol over d, n and dropout, with references.
+
+``SECAGG_BENCH=quick`` (the default: tiny sizes, seconds; CI's smoke test) or ``full``
+(d in {1e4, 1e5, 1e6}, n in {10, 100} and 1000 for secaggplus, dropout in {0, 10%, 30%};
+``make bench``). Cases whose estimated time exceeds ``SECAGG_BENCH_CAP`` seconds (default
+120) are listed as skipped, with their estimate. After the last case the module measures the
+references in the same run and writes ``.benchmarks/grid-<kind>.{json,md}`` and the plots;
+the full grid also rewrites the grid section of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from secagg.chain.gas import measure_gas
+from secagg.clients.bench import (
+    DEFAULT_CAP,
+    Case,
+    estimate_seconds,
+    grid,
+    measure_references,
+    run_case,
+)
+from secagg.clients.bench_report import write_grid_outputs
+
+KIND = os.environ.get("SECAGG_BENCH", "quick")
+CAP = float(os.environ.get("SECAGG_BENCH_CAP", DEFAULT_CAP))
+CUDA = torch.cuda.is_available()
+CASES = grid(KIND, cuda=CUDA)
+RUN = [c for c in CASES if estimate_seconds(c) <= CAP]
+SKIPPED = [c for c in CASES if estimate_seconds(c) > CAP]
+ROWS: list[dict[str, Any]] = []
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    yield
+    if not ROWS:
+        return
+    refs = measure_references(RUN)
+    gas = measure_gas(10, 2) if KIND == "full" else measure_gas(4, 1)
+    paths = write_grid_outputs(
+        ROWS,
+        SKIPPED,
+        refs,
+        gas.markdown(),
+        kind=KIND,
+        cuda=CUDA,
+        out=HERE.parent / ".benchmarks",
+        results_md=HERE / "RESULTS.md" if KIND == "full" else None,
+    )
+    print("\nwrote " + ", ".join(str(p) for p in paths))
+
+
+@pytest.mark.parametrize("case", RUN, ids=lambda c: c.id)
+def test_grid(benchmark: Any, case: Case) -> None:
+    benchmark.group = f"grid {case.protocol}"
+    row = benchmark.pedantic(run_case, args=(case,), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in row.items() if isinstance(v, int | float | str)})
+    ROWS.append(row)

@@ -1,0 +1,216 @@
+"""The benchmark grid's outputs: JSON, a markdown table with ratios, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .bench import Case, References, estimate_seconds
+
+__all__ = ["GRID_BEGIN", "GRID_END", "markdown", "write_grid_outputs"]
+
+GRID_BEGIN = "<!-- grid:begin (written by make bench) -->"
+GRID_END = "<!-- grid:end -->"
+
+
+def _ratio(num: float, den: float | None) -> str:
+    if den is None or not den > 0:
+        return "—"
+    return f"{num / den:,.1f}x"
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _secs(s: float) -> str:
+    return f"{s:.2f} s" if s >= 1 else f"{s * 1e3:.2f} ms"
+
+
+def _d(d: int) -> str:
+    exponent = len(str(d)) - 1
+    return f"10^{exponent}" if d == 10**exponent else str(d)
+
+
+def markdown(
+    rows: list[dict[str, Any]],
+    skipped: list[Case],
+    refs: References,
+    gas: str | None,
+    *,
+    kind: str,
+    cuda: bool,
+) -> str:
+    """The grid as markdown: one table row per case, every figure with its reference ratio."""
+    plain = {
+        (r["n"], r["d"], r["dropout"], r["device"]): r for r in rows if r["protocol"] == "plain"
+    }
+    lines = [
+        f"Grid `{kind}` on {platform.machine()} / Python {platform.python_version()}; one round "
+        "per case (`secagg.simulate`), inputs uniform in [-1, 1], clip 1, q = 16, b = 32.",
+        "",
+        "Reading the ratios: *client ×keystream* is a client's seconds over the raw ChaCha20 "
+        "keystream of d uint32 entries (how many mask-sized PRG fills it costs); *server ×add* "
+        "is the server's seconds over one numpy uint32 add of d entries per surviving input "
+        "(memory bandwidth); *×plain* is the case's seconds over the `plain` protocol's same "
+        "case; *vs ref* is TenSEAL alone (ckks: ours / TenSEAL's encryption of the same d) or "
+        "Flower's SecAgg+ client masking with the same k (secaggplus: Flower's seconds / our "
+        "masked-input phase, so > 1 means we are faster).",
+        "",
+        "| protocol | n | d | drop | client s | client ×keystream | server s | server ×add "
+        "| ×plain | vs ref | bytes/client | expansion | peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        d = r["d"]
+        base = plain.get((r["n"], d, r["dropout"], r["device"]))
+        vs_ref = "—"
+        if r["protocol"] == "ckks":
+            vs_ref = _ratio(r["client_total"], refs.tenseal.get(d))
+        elif r["protocol"] == "secaggplus":
+            flower = refs.flower.get(f"{r['n']}:{d}")
+            masked = r["client_seconds"].get("masked-input", 0.0)
+            vs_ref = _ratio(flower, masked) if flower is not None else "no flwr"
+        per_input = refs.add[d] * max(1, r["survivors"])
+        device = "" if r["device"] == "cpu" else f" ({r['device']})"
+        lines.append(
+            f"| {r['protocol']}{device} | {r['n']} | {_d(d)} | {int(100 * r['dropout'])}% "
+            f"| {_secs(r['client_total'])} | {_ratio(r['client_total'], refs.keystream[d])} "
+            f"| {_secs(r['server_total'])} | {_ratio(r['server_total'], per_input)} "
+            f"| {_ratio(r['seconds'], base['seconds'] if base else None)} | {vs_ref} "
+            f"| {_size(r['bytes_per_client'])} | {r['expansion']:.2f}x | {r['peak_rss_mib']:.0f} |"
+        )
+    lines += ["", "References (same run):", ""]
+    lines += ["| d | keystream | numpy add | TenSEAL alone |", "|---:|---:|---:|---:|"]
+    for d in sorted(refs.keystream):
+        lines.append(
+            f"| {_d(d)} | {refs.keystream[d] * 1e3:.3f} ms | {refs.add[d] * 1e3:.3f} ms "
+            f"| {refs.tenseal[d] * 1e3:.1f} ms |"
+        )
+    flower = [(k, v) for k, v in refs.flower.items() if v is not None]
+    if flower:
+        lines += ["", "Flower's SecAgg+ client masking, by n:d: "]
+        lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in flower) + "."
+    if skipped:
+        lines += ["", "Skipped (estimated seconds over the cap; raise `SECAGG_BENCH_CAP`):", ""]
+        lines.append(", ".join(f"{c.id} (~{estimate_seconds(c):,.0f} s)" for c in skipped))
+    if not cuda:
+        lines += ["", "CUDA rows: no GPU on this machine, not run."]
+    if gas:
+        lines += ["", "Gas on the embedded chain (`secagg.chain.gas`):", "", gas]
+    return "\n".join(lines) + "\n"
+
+
+def write_grid_outputs(
+    rows: list[dict[str, Any]],
+    skipped: list[Case],
+    refs: References,
+    gas: str | None,
+    *,
+    kind: str,
+    cuda: bool,
+    out: Path,
+    results_md: Path | None = None,
+) -> list[Path]:
+    """``out/grid-<kind>.json``, ``out/grid-<kind>.md``, the plots in ``out``; with
+    ``results_md``, the table also replaces the grid section of that file."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows, skipped, refs, gas, kind=kind, cuda=cuda)
+    data = {
+        "kind": kind,
+        "rows": rows,
+        "skipped": [asdict(c) for c in skipped],
+        "references": asdict(refs),
+        "machine": {"machine": platform.machine(), "python": platform.python_version()},
+    }
+    json_path = out / f"grid-{kind}.json"
+    json_path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    md_path = out / f"grid-{kind}.md"
+    md_path.write_text(table)
+    if results_md is not None:
+        text = results_md.read_text() if results_md.exists() else ""
+        section = f"{GRID_BEGIN}\n{table}{GRID_END}"
+        if GRID_BEGIN in text and GRID_END in text:
+            head, rest = text.split(GRID_BEGIN, 1)
+            text = head + section + rest.split(GRID_END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n## The grid (issue #8)\n\n" + section + "\n"
+        results_md.write_text(text)
+    return [json_path, md_path, *_plots(rows, out, kind)]
+
+
+def _plots(rows: list[dict[str, Any]], out: Path, kind: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    if not cpu:
+        return []
+    n_small = min(r["n"] for r in cpu)
+    paths = []
+    specs = [
+        (
+            "cost_vs_d",
+            "d",
+            "client_total",
+            "client seconds per client",
+            lambda r: r["dropout"] == 0,
+        ),
+        (
+            "bytes_vs_d",
+            "d",
+            "bytes_per_client",
+            "bytes sent per client",
+            lambda r: r["dropout"] == 0,
+        ),
+    ]
+    for name, x, y, label, keep in specs:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for protocol in sorted({r["protocol"] for r in cpu}):
+            pts = sorted(
+                (r[x], r[y])
+                for r in cpu
+                if r["protocol"] == protocol and r["n"] == n_small and keep(r)
+            )
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-", label=protocol)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("d (entries per update)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} vs d (n = {n_small}, no dropout)")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = out / f"{name}-{kind}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    d_mid = sorted({r["d"] for r in cpu})[len({r["d"] for r in cpu}) // 2]
+    n_big = max(r["n"] for r in cpu if r["protocol"] != "secaggplus" or r["n"] <= 100)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for protocol in sorted({r["protocol"] for r in cpu}):
+        pts = sorted(
+            (100 * r["dropout"], r["server_total"])
+            for r in cpu
+            if r["protocol"] == protocol and r["d"] == d_mid and r["n"] == n_big
+        )
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", label=protocol)
+    ax.set_yscale("log")
+    ax.set_xlabel("clients dropped (%)")
+    ax.set_ylabel("server seconds")
+    ax.set_title(f"server cost vs dropout (n = {n_big}, d = {d_mid})")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = out / f"cost_vs_dropout-{kind}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [*paths, path]
