@@ -36,7 +36,7 @@ import numpy as np
 
 import secagg.protocols as protocols
 from secagg import simulate
-from secagg.errors import ConfigError
+from secagg.errors import AbortError, ConfigError
 from secagg.protocol import Protocol
 
 __all__ = [
@@ -90,11 +90,15 @@ def grid(kind: str, *, cuda: bool = False) -> list[Case]:
 
 
 def make_protocol(case: Case) -> Protocol[Any]:
-    """The protocol of a case: clip 1, 16-bit quantization in Z_2^32 (n <= 65536)."""
-    if case.protocol == "ckks":
-        proto: Protocol[Any] = protocols.get("ckks", num_clients=case.n, clip=1.0)
-    else:
-        proto = protocols.get(case.protocol, num_clients=case.n, clip=1.0, quant_bits=16)
+    """The protocol of a case: clip 1, 16-bit quantization in Z_2^32 (n <= 65536); the
+    masking protocols are configured for the case's dropout rate (at least their default
+    10%), as a deployment expecting it would be."""
+    kwargs: dict[str, Any] = {"num_clients": case.n, "clip": 1.0}
+    if case.protocol != "ckks":
+        kwargs["quant_bits"] = 16
+    if case.protocol in ("secagg", "secaggplus"):
+        kwargs["dropout_rate"] = max(0.1, case.dropout)
+    proto: Protocol[Any] = protocols.get(case.protocol, **kwargs)
     return proto
 
 
@@ -108,7 +112,7 @@ def estimate_seconds(case: Case) -> float:
     }
     if case.protocol in per_entry:
         return per_entry[case.protocol] * case.n * case.d
-    k = make_protocol(case).num_neighbors  # type: ignore[attr-defined]
+    k = int(make_protocol(case).num_neighbors)  # type: ignore[attr-defined]
     return 2.5e-9 * (k + 1) * case.n * case.d + 2e-6 * case.n * k
 
 
@@ -167,7 +171,11 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
     drops = dropouts(case, proto)
     peak = peak_rss_reset()
     t0 = clock()
-    result = simulate(proto, LazyInputs(case.n, case.d, case.device), dropouts=drops, seed=1)
+    row: dict[str, Any] = {**asdict(case), "id": case.id, "params": _params(proto)}
+    try:
+        result = simulate(proto, LazyInputs(case.n, case.d, case.device), dropouts=drops, seed=1)
+    except AbortError as exc:  # a result too: these dropouts defeat these parameters
+        return {**row, "aborted": exc.reason, "seconds": clock() - t0}
     seconds = clock() - t0
     # mean per client that worked in the phase (dropped ones stop working)
     client = {p: s.seconds / (s.messages_sent or case.n) for p, s in result.stats["client"].items()}
@@ -175,9 +183,8 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
     if "key_holder" in result.stats:
         server.update({f"key_holder:{p}": s.seconds for p, s in result.stats["key_holder"].items()})
     per_client = result.bytes_per_client()
-    row: dict[str, Any] = asdict(case)
     row.update(
-        id=case.id,
+        aborted=None,
         seconds=seconds,
         client_seconds=client,
         server_seconds=server,
@@ -187,7 +194,6 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
         expansion=per_client / (4 * case.d),
         peak_rss_mib=peak(),
         survivors=len(result.survivors),
-        params=_params(proto),
     )
     return row
 

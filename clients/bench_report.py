@@ -55,20 +55,26 @@ def markdown(
         f"Grid `{kind}` on {platform.machine()} / Python {platform.python_version()}; one round "
         "per case (`secagg.simulate`), inputs uniform in [-1, 1], clip 1, q = 16, b = 32.",
         "",
-        "Reading the ratios: *client ×keystream* is a client's seconds over the raw ChaCha20 "
-        "keystream of d uint32 entries (how many mask-sized PRG fills it costs); *server ×add* "
+        "Reading the ratios: *client/keystream* is a client's seconds over the raw ChaCha20 "
+        "keystream of d uint32 entries (how many mask-sized PRG fills it costs); *server/add* "
         "is the server's seconds over one numpy uint32 add of d entries per surviving input "
-        "(memory bandwidth); *×plain* is the case's seconds over the `plain` protocol's same "
+        "(memory bandwidth); */plain* is the case's seconds over the `plain` protocol's same "
         "case; *vs ref* is TenSEAL alone (ckks: ours / TenSEAL's encryption of the same d) or "
         "Flower's SecAgg+ client masking with the same k (secaggplus: Flower's seconds / our "
         "masked-input phase, so > 1 means we are faster).",
         "",
-        "| protocol | n | d | drop | client s | client ×keystream | server s | server ×add "
-        "| ×plain | vs ref | bytes/client | expansion | peak MiB |",
+        "| protocol | n | d | drop | client s | client/keystream | server s | server/add "
+        "| /plain | vs ref | bytes/client | expansion | peak MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         d = r["d"]
+        if r.get("aborted"):
+            lines.append(
+                f"| {r['protocol']} | {r['n']} | {_d(d)} | {int(100 * r['dropout'])}% "
+                f"| aborted: {r['aborted']} ({_secs(r['seconds'])}) |  |  |  |  |  |  |  |  |"
+            )
+            continue
         base = plain.get((r["n"], d, r["dropout"], r["device"]))
         vs_ref = "—"
         if r["protocol"] == "ckks":
@@ -93,10 +99,10 @@ def markdown(
             f"| {_d(d)} | {refs.keystream[d] * 1e3:.3f} ms | {refs.add[d] * 1e3:.3f} ms "
             f"| {refs.tenseal[d] * 1e3:.1f} ms |"
         )
-    flower = [(k, v) for k, v in refs.flower.items() if v is not None]
-    if flower:
+    measured = [(k, v) for k, v in refs.flower.items() if v is not None]
+    if measured:
         lines += ["", "Flower's SecAgg+ client masking, by n:d: "]
-        lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in flower) + "."
+        lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in measured) + "."
     if skipped:
         lines += ["", "Skipped (estimated seconds over the cap; raise `SECAGG_BENCH_CAP`):", ""]
         lines.append(", ".join(f"{c.id} (~{estimate_seconds(c):,.0f} s)" for c in skipped))
@@ -128,6 +134,8 @@ def write_grid_outputs(
         "skipped": [asdict(c) for c in skipped],
         "references": asdict(refs),
         "machine": {"machine": platform.machine(), "python": platform.python_version()},
+        "gas": gas,
+        "cuda": cuda,
     }
     json_path = out / f"grid-{kind}.json"
     json_path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
@@ -151,34 +159,22 @@ def _plots(rows: list[dict[str, Any]], out: Path, kind: str) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cpu = [r for r in rows if r["device"] == "cpu"]
+    cpu = [r for r in rows if r["device"] == "cpu" and not r.get("aborted")]
     if not cpu:
         return []
     n_small = min(r["n"] for r in cpu)
     paths = []
     specs = [
-        (
-            "cost_vs_d",
-            "d",
-            "client_total",
-            "client seconds per client",
-            lambda r: r["dropout"] == 0,
-        ),
-        (
-            "bytes_vs_d",
-            "d",
-            "bytes_per_client",
-            "bytes sent per client",
-            lambda r: r["dropout"] == 0,
-        ),
+        ("cost_vs_d", "client_total", "client seconds per client"),
+        ("bytes_vs_d", "bytes_per_client", "bytes sent per client"),
     ]
-    for name, x, y, label, keep in specs:
+    for name, y, label in specs:
         fig, ax = plt.subplots(figsize=(6, 4))
         for protocol in sorted({r["protocol"] for r in cpu}):
             pts = sorted(
-                (r[x], r[y])
+                (r["d"], r[y])
                 for r in cpu
-                if r["protocol"] == protocol and r["n"] == n_small and keep(r)
+                if r["protocol"] == protocol and r["n"] == n_small and r["dropout"] == 0
             )
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o-", label=protocol)
@@ -214,3 +210,35 @@ def _plots(rows: list[dict[str, Any]], out: Path, kind: str) -> list[Path]:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [*paths, path]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-render a grid's markdown and plots from its JSON (``grid-<kind>.json``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    parser.add_argument("--results-md", type=Path, default=None)
+    args = parser.parse_args(argv)
+    data = json.loads(args.json.read_text())
+    refs = data["references"]
+    references = References(
+        keystream={int(d): v for d, v in refs["keystream"].items()},
+        add={int(d): v for d, v in refs["add"].items()},
+        tenseal={int(d): v for d, v in refs["tenseal"].items()},
+        flower=refs["flower"],
+    )
+    write_grid_outputs(
+        data["rows"],
+        [Case(**c) for c in data["skipped"]],
+        references,
+        data.get("gas"),
+        kind=data["kind"],
+        cuda=data.get("cuda", False),
+        out=args.json.parent,
+        results_md=args.results_md,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

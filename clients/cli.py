@@ -9,8 +9,9 @@ a table per round, verifies every posted model from public data, and writes
 ``secagg verify`` recomputes one round's model from the chain and the store and checks it
 against the sha256 the aggregator posted.
 
-``secagg bench`` (issue #8) is not built yet and says so; ``make bench`` runs the primitive
-benchmarks that exist.
+``secagg bench`` runs the benchmark grid (every protocol over d, n and dropout, with
+references measured in the same run) and writes JSON, markdown and plots; ``make bench``
+runs the same grid under pytest-benchmark together with the primitive benchmarks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-NOT_BUILT = 2
 FAILED = 1
 
 
@@ -129,12 +129,33 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    print(
-        "secagg bench: not built yet (issue #8). `make bench` runs the benchmarks that exist "
-        "(keystream, Shamir).",
-        file=sys.stderr,
+    import torch
+    from rich.console import Console
+    from rich.progress import track
+
+    from secagg.chain.gas import measure_gas
+    from secagg.errors import SecAggError
+
+    from .bench import estimate_seconds, grid, measure_references, run_case
+    from .bench_report import write_grid_outputs
+
+    console = Console()
+    cuda = torch.cuda.is_available()
+    try:
+        cases = grid(args.grid, cuda=cuda)
+    except SecAggError as exc:
+        console.print(f"[red]{exc}[/]")
+        return FAILED
+    run = [c for c in cases if estimate_seconds(c) <= args.cap]
+    skipped = [c for c in cases if estimate_seconds(c) > args.cap]
+    rows = [run_case(c) for c in track(run, description=f"grid {args.grid}", console=console)]
+    refs = measure_references(run)
+    gas = measure_gas(10, 2) if args.grid == "full" else measure_gas(4, 1)
+    paths = write_grid_outputs(
+        rows, skipped, refs, gas.markdown(), kind=args.grid, cuda=cuda, out=Path(args.out)
     )
-    return NOT_BUILT
+    console.print(f"{len(rows)} cases, {len(skipped)} skipped; wrote " + ", ".join(map(str, paths)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--deployment", required=True, help="JSON with the contract addresses (results.json)"
     )
     verify.set_defaults(func=_verify)
-    bench = sub.add_parser("bench", help="encryption-overhead benchmarks (not built yet)")
+    bench = sub.add_parser("bench", help="the benchmark grid: every protocol over d, n, dropout")
+    bench.add_argument("--grid", choices=["quick", "full"], default="quick")
+    bench.add_argument(
+        "--cap", type=float, default=120.0, help="skip cases estimated to take longer (seconds)"
+    )
+    bench.add_argument("--out", default=".benchmarks", help="folder for JSON, markdown, plots")
     bench.set_defaults(func=_bench)
     return parser
 

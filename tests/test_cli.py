@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from secagg.clients.cli import FAILED, NOT_BUILT, main
+from secagg.clients.cli import FAILED, main
 
 
 def test_help_lists_demo_and_bench() -> None:
@@ -22,9 +22,19 @@ def test_help_lists_demo_and_bench() -> None:
     assert "demo" in out and "bench" in out
 
 
-def test_bench_says_it_is_not_built(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench"]) == NOT_BUILT
-    assert "not built yet" in capsys.readouterr().err
+def test_bench_quick_writes_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--grid", "quick", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "grid-quick.json").read_text())
+    assert {r["protocol"] for r in data["rows"]} == {
+        "plain",
+        "secagg",
+        "secaggplus",
+        "ckks",
+        "paillier",
+    }
+    table = (tmp_path / "grid-quick.md").read_text()
+    assert "client/keystream" in table and "Per participant per round" in table
+    assert (tmp_path / "cost_vs_d-quick.png").exists()
 
 
 def test_demo_writes_tables_results_and_plots(
