@@ -162,7 +162,7 @@ def peak_rss_reset() -> Callable[[], float]:
         base = _rss_kib("VmRSS")
     except OSError:
         return lambda: float("nan")
-    return lambda: (_rss_kib("VmHWM") - base) / 1024
+    return lambda: max(0.0, (_rss_kib("VmHWM") - base) / 1024)
 
 
 def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class References:
     keystream: dict[int, float]
     add: dict[int, float]
     tenseal: dict[int, float]
-    flower: dict[str, float | None]
+    flower: dict[str, float | None]  # by flower_key(d, k)
 
 
 def _best(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -275,13 +275,19 @@ def flower_seconds(k: int, d: int) -> float | None:
     return _best(mask, repeat=2)
 
 
+def flower_key(d: int, k: int) -> str:
+    """Flower's reference is per (d, k): k masks of d entries plus the self mask."""
+    return f"d={d},k={k}"
+
+
 def measure_references(cases: list[Case]) -> References:
     ds = sorted({c.d for c in cases})
     flower: dict[str, float | None] = {}
     for c in cases:
         if c.protocol == "secaggplus" and c.device == "cpu":
             k = make_protocol(c).num_neighbors  # type: ignore[attr-defined]
-            flower.setdefault(f"{c.n}:{c.d}", flower_seconds(k, c.d))
+            if flower_key(c.d, k) not in flower:
+                flower[flower_key(c.d, k)] = flower_seconds(k, c.d)
     return References(
         keystream={d: keystream_seconds(d) for d in ds},
         add={d: add_seconds(d) for d in ds},

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .bench import Case, References, estimate_seconds
+from .bench import Case, References, estimate_seconds, flower_key
 
 __all__ = ["GRID_BEGIN", "GRID_END", "markdown", "write_grid_outputs"]
 
@@ -48,6 +48,7 @@ def markdown(
     cuda: bool,
 ) -> str:
     """The grid as markdown: one table row per case, every figure with its reference ratio."""
+    # secaggplus rows compare with Flower at the same k (it grows with the dropout rate)
     plain = {
         (r["n"], r["d"], r["dropout"], r["device"]): r for r in rows if r["protocol"] == "plain"
     }
@@ -80,7 +81,7 @@ def markdown(
         if r["protocol"] == "ckks":
             vs_ref = _ratio(r["client_total"], refs.tenseal.get(d))
         elif r["protocol"] == "secaggplus":
-            flower = refs.flower.get(f"{r['n']}:{d}")
+            flower = refs.flower.get(flower_key(d, r["params"]["num_neighbors"]))
             masked = r["client_seconds"].get("masked-input", 0.0)
             vs_ref = _ratio(flower, masked) if flower is not None else "no flwr"
         per_input = refs.add[d] * max(1, r["survivors"])
@@ -101,7 +102,7 @@ def markdown(
         )
     measured = [(k, v) for k, v in refs.flower.items() if v is not None]
     if measured:
-        lines += ["", "Flower's SecAgg+ client masking, by n:d: "]
+        lines += ["", "Flower's SecAgg+ client masking (k pairwise masks + self mask): "]
         lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in measured) + "."
     if skipped:
         lines += ["", "Skipped (estimated seconds over the cap; raise `SECAGG_BENCH_CAP`):", ""]

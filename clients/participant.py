@@ -39,7 +39,6 @@ from secagg.chain.errors import ChainError
 from secagg.errors import AbortError, SecAggError
 from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import ClientMachine, KeyMaterial, Protocol
-from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
 from secagg.protocols.secaggplus.messages import AdvertiseKeys
 from secagg.randomness import RandomSource
@@ -328,12 +327,3 @@ class Participant:
         if self.contracts.member(self.task_id, self.address).stake:
             self.contracts.withdraw_stake(account, self.task_id)
         return True
-
-
-def uses_share_keys(proto: Protocol[Any]) -> bool:
-    """Whether the task's rounds have the ShareKeys and Unmask phases."""
-    return isinstance(proto, SecAggPlus)
-
-
-def has_key_holder(proto: Protocol[Any]) -> bool:
-    return isinstance(proto, HEProtocol)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from secagg.clients.bench import Case, References, estimate_seconds, grid, run_case
+from secagg.clients.bench import Case, References, estimate_seconds, flower_key, grid, run_case
 from secagg.clients.bench_report import markdown
 from secagg.errors import ConfigError
 
@@ -53,7 +53,10 @@ def row(protocol: str, **figures: Any) -> dict[str, Any]:
 
 def test_the_report_divides_by_the_right_references() -> None:
     refs = References(
-        keystream={1000: 0.001}, add={1000: 1e-4}, tenseal={1000: 0.01}, flower={"5:1000": 0.004}
+        keystream={1000: 0.001},
+        add={1000: 1e-4},
+        tenseal={1000: 0.01},
+        flower={flower_key(1000, 4): 0.004},
     )
     rows = [
         row("plain", seconds=0.1, client_total=0.0005, server_total=0.0001),
@@ -63,7 +66,9 @@ def test_the_report_divides_by_the_right_references() -> None:
             client_total=0.002,
             server_total=0.0005,
             client_seconds={"masked-input": 0.002},
+            params={"num_neighbors": 4},
         ),
+        row("secagg", seconds=0.2, aborted="too-few-shares"),
         row("ckks", seconds=0.5, client_total=0.02, server_total=0.001),
     ]
     table = markdown(rows, [Case("paillier", 10, 1_000_000, 0.0)], refs, None, kind="t", cuda=False)
@@ -74,3 +79,4 @@ def test_the_report_divides_by_the_right_references() -> None:
     (ckks,) = [line for line in table.splitlines() if line.startswith("| ckks")]
     assert [c.strip() for c in ckks.strip("|").split("|")][9] == "2.0x"  # vs TenSEAL alone
     assert "paillier-n10-d1000000-drop0-cpu" in table and "no GPU" in table
+    assert "| secagg | 5 | 10^3 | 0% | aborted: too-few-shares" in table
