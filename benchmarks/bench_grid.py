@@ -4,8 +4,9 @@
 (d in {1e4, 1e5, 1e6}, n in {10, 100} and 1000 for secaggplus, dropout in {0, 10%, 30%};
 ``make bench``). Cases whose estimated time exceeds ``SECAGG_BENCH_CAP`` seconds (default
 120) are listed as skipped, with their estimate. After the last case the module measures the
-references in the same run and writes ``.benchmarks/grid-<kind>.{json,md}`` and the plots;
-the full grid also rewrites the grid section of ``benchmarks/RESULTS.md``.
+references in the same run and writes ``grid-<kind>.{json,md}`` and the plots (the full grid
+to ``benchmarks/grid/``, committed; the quick one to ``.benchmarks/``); the full grid also
+rewrites the grid section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def report() -> Iterator[None]:
         gas.markdown(),
         kind=KIND,
         cuda=CUDA,
-        out=HERE.parent / ".benchmarks",
+        out=HERE / "grid" if KIND == "full" else HERE.parent / ".benchmarks",
         results_md=HERE / "RESULTS.md" if KIND == "full" else None,
     )
     print("\nwrote " + ", ".join(str(p) for p in paths))

@@ -56,6 +56,7 @@ class TaskLedger:
         self.models: dict[int, tuple[str, bytes]] = {}
         self.amounts: dict[str, dict[str, int]] = {}  # Slashed/RewardClaimed/StakeWithdrawn
         self._spec: TaskSpec | None = None
+        self._blobs: tuple[int, dict[str, bytes]] = (0, {})  # (round, CID -> blob)
         self._session_id = session_id(
             contracts.chain.w3.eth.chain_id, contracts.coordinator.address, task_id
         )
@@ -151,12 +152,21 @@ class TaskLedger:
         """The round's public data with its blobs fetched from ``store``.
 
         ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and unmask blobs.
+        The round's blobs are fetched once per ledger (they are content-addressed).
         """
         postings = self.postings(round)
         by_id = {self.id_of(a): v for a, v in postings.shares.items()}
+        if self._blobs[0] != round:  # blobs are immutable: keep the current round's
+            self._blobs = (round, {})
+        cache = self._blobs[1]
 
         def fetch(cids: Iterable[tuple[str, str]]) -> dict[int, bytes]:
-            return {self.id_of(a): store.get(cid) for a, cid in cids}
+            out = {}
+            for address, cid in cids:
+                if cid not in cache:
+                    cache[cid] = store.get(cid)
+                out[self.id_of(address)] = cache[cid]
+            return out
 
         survivors = self.survivors(round)
         return RoundRecord(

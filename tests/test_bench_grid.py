@@ -26,6 +26,11 @@ def test_the_grids_cover_what_the_issue_asks() -> None:
         grid("medium")
 
 
+def test_a_case_without_safe_parameters_is_reported_not_raised() -> None:
+    row = run_case(Case("secagg", 5, 1000, 0.3))  # no safe (k, t) for 5 clients at 30%
+    assert row["aborted"].startswith("no parameters:")
+
+
 def test_the_cap_skips_paillier_at_a_million_entries() -> None:
     assert estimate_seconds(Case("paillier", 10, 1_000_000, 0.0)) > 120
     assert estimate_seconds(Case("secaggplus", 100, 1_000_000, 0.0)) < 120
