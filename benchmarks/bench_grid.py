@@ -19,15 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from secagg.chain.gas import measure_gas
-from secagg.clients.bench import (
-    DEFAULT_CAP,
-    Case,
-    estimate_seconds,
-    grid,
-    measure_references,
-    run_case,
-)
+from secagg.clients.bench import DEFAULT_CAP, Case, estimate_seconds, finish_grid, grid, run_case
 from secagg.clients.bench_report import write_grid_outputs
 
 KIND = os.environ.get("SECAGG_BENCH", "quick")
@@ -45,15 +37,8 @@ def report() -> Iterator[None]:
     yield
     if not ROWS:
         return
-    refs = measure_references(RUN)
-    gas = measure_gas(10, 2) if KIND == "full" else measure_gas(4, 1)
     paths = write_grid_outputs(
-        ROWS,
-        SKIPPED,
-        refs,
-        gas.markdown(),
-        kind=KIND,
-        cuda=CUDA,
+        finish_grid(KIND, CUDA, ROWS, RUN, SKIPPED),
         out=HERE / "grid" if KIND == "full" else HERE.parent / ".benchmarks",
         results_md=HERE / "RESULTS.md" if KIND == "full" else None,
     )

@@ -41,8 +41,10 @@ from secagg.protocol import Protocol
 
 __all__ = [
     "Case",
+    "GridRun",
     "References",
     "estimate_seconds",
+    "finish_grid",
     "grid",
     "measure_references",
     "peak_rss_reset",
@@ -304,3 +306,49 @@ def measure_references(cases: list[Case]) -> References:
         tenseal={d: tenseal_seconds(d) for d in ds},
         flower=flower,
     )
+
+
+@dataclass
+class GridRun:
+    """A finished grid: its rows, what was skipped, the references and the gas table."""
+
+    kind: str
+    cuda: bool
+    rows: list[dict[str, Any]]
+    skipped: list[Case]
+    references: References
+    gas: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        import platform
+
+        out = asdict(self)
+        out["machine"] = {"machine": platform.machine(), "python": platform.python_version()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GridRun:
+        refs = data["references"]
+        return cls(
+            kind=data["kind"],
+            cuda=data["cuda"],
+            rows=list(data["rows"]),
+            skipped=[Case(**c) for c in data["skipped"]],
+            references=References(
+                keystream={int(d): v for d, v in refs["keystream"].items()},
+                add={int(d): v for d, v in refs["add"].items()},
+                tenseal={int(d): v for d, v in refs["tenseal"].items()},
+                flower=dict(refs["flower"]),
+            ),
+            gas=data.get("gas"),
+        )
+
+
+def finish_grid(
+    kind: str, cuda: bool, rows: list[dict[str, Any]], run: list[Case], skipped: list[Case]
+) -> GridRun:
+    """Measure the references (and the gas) in this run, after the cases."""
+    from secagg.chain.gas import measure_gas
+
+    gas = measure_gas(10, 2) if kind == "full" else measure_gas(4, 1)
+    return GridRun(kind, cuda, rows, skipped, measure_references(run), gas.markdown())

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .bench import Case, References, estimate_seconds, flower_key
+from .bench import GridRun, estimate_seconds, flower_key
 
 __all__ = ["GRID_BEGIN", "GRID_END", "markdown", "write_grid_outputs"]
 
@@ -38,16 +37,9 @@ def _d(d: int) -> str:
     return f"10^{exponent}" if d == 10**exponent else str(d)
 
 
-def markdown(
-    rows: list[dict[str, Any]],
-    skipped: list[Case],
-    refs: References,
-    gas: str | None,
-    *,
-    kind: str,
-    cuda: bool,
-) -> str:
+def markdown(grid: GridRun) -> str:
     """The grid as markdown: one table row per case, every figure with its reference ratio."""
+    rows, refs, kind = grid.rows, grid.references, grid.kind
     # secaggplus rows compare with Flower at the same k (it grows with the dropout rate)
     plain = {
         (r["n"], r["d"], r["dropout"], r["device"]): r for r in rows if r["protocol"] == "plain"
@@ -100,46 +92,31 @@ def markdown(
             f"| {_d(d)} | {refs.keystream[d] * 1e3:.3f} ms | {refs.add[d] * 1e3:.3f} ms "
             f"| {refs.tenseal[d] * 1e3:.1f} ms |"
         )
-    measured = [(k, v) for k, v in refs.flower.items() if v is not None]
+    measured = sorted(
+        ((k, v) for k, v in refs.flower.items() if v is not None),
+        key=lambda kv: [int(part.split("=")[1]) for part in kv[0].split(",")],
+    )
     if measured:
         lines += ["", "Flower's SecAgg+ client masking (k pairwise masks + self mask): "]
         lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in measured) + "."
-    if skipped:
+    if grid.skipped:
         lines += ["", "Skipped (estimated seconds over the cap; raise `SECAGG_BENCH_CAP`):", ""]
-        lines.append(", ".join(f"{c.id} (~{estimate_seconds(c):,.0f} s)" for c in skipped))
-    if not cuda:
+        lines.append(", ".join(f"{c.id} (~{estimate_seconds(c):,.0f} s)" for c in grid.skipped))
+    if not grid.cuda:
         lines += ["", "CUDA rows: no GPU on this machine, not run."]
-    if gas:
-        lines += ["", "Gas on the embedded chain (`secagg.chain.gas`):", "", gas]
+    if grid.gas:
+        lines += ["", "Gas on the embedded chain (`secagg.chain.gas`):", "", grid.gas]
     return "\n".join(lines) + "\n"
 
 
-def write_grid_outputs(
-    rows: list[dict[str, Any]],
-    skipped: list[Case],
-    refs: References,
-    gas: str | None,
-    *,
-    kind: str,
-    cuda: bool,
-    out: Path,
-    results_md: Path | None = None,
-) -> list[Path]:
+def write_grid_outputs(grid: GridRun, *, out: Path, results_md: Path | None = None) -> list[Path]:
     """``out/grid-<kind>.json``, ``out/grid-<kind>.md``, the plots in ``out``; with
     ``results_md``, the table also replaces the grid section of that file."""
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown(rows, skipped, refs, gas, kind=kind, cuda=cuda)
-    data = {
-        "kind": kind,
-        "rows": rows,
-        "skipped": [asdict(c) for c in skipped],
-        "references": asdict(refs),
-        "machine": {"machine": platform.machine(), "python": platform.python_version()},
-        "gas": gas,
-        "cuda": cuda,
-    }
+    table = markdown(grid)
+    kind = grid.kind
     json_path = out / f"grid-{kind}.json"
-    json_path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    json_path.write_text(json.dumps(grid.as_json(), indent=2, sort_keys=True, default=str) + "\n")
     md_path = out / f"grid-{kind}.md"
     md_path.write_text(table)
     if results_md is not None:
@@ -151,7 +128,7 @@ def write_grid_outputs(
         else:
             text = text.rstrip("\n") + "\n\n## The grid (issue #8)\n\n" + section + "\n"
         results_md.write_text(text)
-    return [json_path, md_path, *_plots(rows, out, kind)]
+    return [json_path, md_path, *_plots(grid.rows, out, kind)]
 
 
 def _plots(rows: list[dict[str, Any]], out: Path, kind: str) -> list[Path]:
@@ -221,24 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("json", type=Path)
     parser.add_argument("--results-md", type=Path, default=None)
     args = parser.parse_args(argv)
-    data = json.loads(args.json.read_text())
-    refs = data["references"]
-    references = References(
-        keystream={int(d): v for d, v in refs["keystream"].items()},
-        add={int(d): v for d, v in refs["add"].items()},
-        tenseal={int(d): v for d, v in refs["tenseal"].items()},
-        flower=refs["flower"],
-    )
-    write_grid_outputs(
-        data["rows"],
-        [Case(**c) for c in data["skipped"]],
-        references,
-        data.get("gas"),
-        kind=data["kind"],
-        cuda=data.get("cuda", False),
-        out=args.json.parent,
-        results_md=args.results_md,
-    )
+    grid = GridRun.from_json(json.loads(args.json.read_text()))
+    write_grid_outputs(grid, out=args.json.parent, results_md=args.results_md)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -133,10 +133,9 @@ def _bench(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import track
 
-    from secagg.chain.gas import measure_gas
     from secagg.errors import SecAggError
 
-    from .bench import estimate_seconds, grid, measure_references, run_case
+    from .bench import estimate_seconds, finish_grid, grid, run_case
     from .bench_report import write_grid_outputs
 
     console = Console()
@@ -149,11 +148,8 @@ def _bench(args: argparse.Namespace) -> int:
     run = [c for c in cases if estimate_seconds(c) <= args.cap]
     skipped = [c for c in cases if estimate_seconds(c) > args.cap]
     rows = [run_case(c) for c in track(run, description=f"grid {args.grid}", console=console)]
-    refs = measure_references(run)
-    gas = measure_gas(10, 2) if args.grid == "full" else measure_gas(4, 1)
-    paths = write_grid_outputs(
-        rows, skipped, refs, gas.markdown(), kind=args.grid, cuda=cuda, out=Path(args.out)
-    )
+    done = finish_grid(args.grid, cuda, rows, run, skipped)
+    paths = write_grid_outputs(done, out=Path(args.out))
     console.print(f"{len(rows)} cases, {len(skipped)} skipped; wrote " + ", ".join(map(str, paths)))
     return 0
 

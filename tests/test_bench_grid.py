@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from secagg.clients.bench import Case, References, estimate_seconds, flower_key, grid, run_case
+from secagg.clients.bench import (
+    Case,
+    GridRun,
+    References,
+    estimate_seconds,
+    flower_key,
+    grid,
+    run_case,
+)
 from secagg.clients.bench_report import markdown
 from secagg.errors import ConfigError
 
@@ -76,7 +84,7 @@ def test_the_report_divides_by_the_right_references() -> None:
         row("secagg", seconds=0.2, aborted="too-few-shares"),
         row("ckks", seconds=0.5, client_total=0.02, server_total=0.001),
     ]
-    table = markdown(rows, [Case("paillier", 10, 1_000_000, 0.0)], refs, None, kind="t", cuda=False)
+    table = markdown(GridRun("t", False, rows, [Case("paillier", 10, 1_000_000, 0.0)], refs, None))
     (masking,) = [line for line in table.splitlines() if line.startswith("| secaggplus")]
     cells = [c.strip() for c in masking.strip("|").split("|")]
     # client/keystream, server/add (5 inputs), /plain, vs Flower
