@@ -107,17 +107,21 @@ class DemoConfig:
             raise ConfigError("dropout is a fraction in [0, 1)", parameter="dropout")
 
     def protocol_config(self) -> dict[str, Any]:
-        """The keyword arguments of ``protocols.get`` for this run."""
+        """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
+        k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does)."""
         n = self.clients
         if self.protocol == "ckks":
             return {"num_clients": n, "clip": self.clip}
         ring_bits = 32 if n * 2**self.quant_bits <= 2**32 else 64
-        return {
+        config: dict[str, Any] = {
             "num_clients": n,
             "clip": self.clip,
             "quant_bits": self.quant_bits,
             "ring_bits": ring_bits,
         }
+        if self.protocol in ("secagg", "secaggplus"):  # sized for the dropout the run injects
+            config["dropout_rate"] = max(0.1, self.dropout)
+        return config
 
 
 @dataclass
