@@ -270,16 +270,25 @@ class Demo:
 
     # -- setup ---------------------------------------------------------------------------------
     def _setup(self) -> None:
-        cfg = self.config
+        """Deploy, publish the task, enrol the participants, start the aggregator."""
         assert self.chain is not None and self.store is not None
-        chain, store, rng = self.chain, self.store, self.rng
+        chain, rng = self.chain, self.rng
         self.deployer = chain.new_account(rng.fork("deployer"))
         self.owner = chain.new_account(rng.fork("owner"))
         self.aggregator_account = chain.new_account(rng.fork("aggregator"))
         self.contracts: Contracts = deploy(chain, self.deployer)
+        cfg = self.config
         self.federation: Federation = split_digits(cfg.clients, alpha=cfg.alpha, seed=cfg.seed)
         self.proto = self._protocol()
         self.keys: KeyMaterial | None = self.proto.keygen(rng.fork("task-keys"))
+        self._publish_task()
+        self._enrol()
+
+    def _publish_task(self) -> None:
+        """The owner stores the initial model and the spec, and creates the task on chain."""
+        cfg = self.config
+        assert self.chain is not None and self.store is not None
+        chain, store, rng = self.chain, self.store, self.rng
         initial = make_model(cfg.model, seed=cfg.seed)
         self.like = get_params(initial)
         weights = flatten_params(self.like).numpy().astype(np.float32)
@@ -333,8 +342,13 @@ class Demo:
         self.task_id = self.contracts.create_task(
             self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
         )
+
+    def _enrol(self) -> None:
+        """Participants register; the aggregator (and key holder) start following the task."""
+        assert self.store is not None
+        cfg = self.config
         self.participants: dict[int, Participant | None] = {}
-        for u in range(n):
+        for u in range(cfg.clients):
             agent = self._participant(u)
             agent.register()
             self.participants[u] = agent
@@ -345,7 +359,7 @@ class Demo:
         self.key_holder: KeyHolder | None = None
         if self.keys is not None and isinstance(self.proto, HEProtocol):
             self.key_holder = KeyHolder(
-                self.contracts, store, self.task_id, self.keys, self._deliver, self.metrics,
+                self.contracts, self.store, self.task_id, self.keys, self._deliver, self.metrics,
                 clock=self.clock,
             )  # fmt: skip
         self.trainer = Trainer(make_model(cfg.model), epochs=cfg.epochs, lr=cfg.lr,
