@@ -141,53 +141,40 @@ def _plots(rows: list[dict[str, Any]], out: Path, kind: str) -> list[Path]:
     if not cpu:
         return []
     n_small = min(r["n"] for r in cpu)
+    d_mid = sorted({r["d"] for r in cpu})[len({r["d"] for r in cpu}) // 2]
+    n_big = max(r["n"] for r in cpu if r["protocol"] != "secaggplus" or r["n"] <= 100)
+    by_d = "d (entries per update)"
+    figures = [  # name, x, y, which rows, x label, y label, title, log x
+        ("cost_vs_d", "d", "client_total", {"n": n_small, "dropout": 0.0}, by_d,
+         "client seconds per client", f"client seconds vs d (n = {n_small}, no dropout)", True),
+        ("bytes_vs_d", "d", "bytes_per_client", {"n": n_small, "dropout": 0.0}, by_d,
+         "bytes sent per client", f"bytes per client vs d (n = {n_small}, no dropout)", True),
+        ("cost_vs_dropout", "dropout", "server_total", {"n": n_big, "d": d_mid},
+         "clients dropped (fraction)", "server seconds",
+         f"server cost vs dropout (n = {n_big}, d = {d_mid})", False),
+    ]  # fmt: skip
     paths = []
-    specs = [
-        ("cost_vs_d", "client_total", "client seconds per client"),
-        ("bytes_vs_d", "bytes_per_client", "bytes sent per client"),
-    ]
-    for name, y, label in specs:
+    for name, x, y, where, xlabel, ylabel, title, log_x in figures:
         fig, ax = plt.subplots(figsize=(6, 4))
         for protocol in sorted({r["protocol"] for r in cpu}):
             pts = sorted(
-                (r["d"], r[y])
+                (r[x], r[y])
                 for r in cpu
-                if r["protocol"] == protocol and r["n"] == n_small and r["dropout"] == 0
+                if r["protocol"] == protocol and all(r[k] == v for k, v in where.items())
             )
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o-", label=protocol)
-        ax.set_xscale("log")
+        if log_x:
+            ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("d (entries per update)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label} vs d (n = {n_small}, no dropout)")
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.legend(fontsize="small")
         fig.tight_layout()
         path = out / f"{name}-{kind}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
-    d_mid = sorted({r["d"] for r in cpu})[len({r["d"] for r in cpu}) // 2]
-    n_big = max(r["n"] for r in cpu if r["protocol"] != "secaggplus" or r["n"] <= 100)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for protocol in sorted({r["protocol"] for r in cpu}):
-        pts = sorted(
-            (100 * r["dropout"], r["server_total"])
-            for r in cpu
-            if r["protocol"] == protocol and r["d"] == d_mid and r["n"] == n_big
-        )
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=protocol)
-    ax.set_yscale("log")
-    ax.set_xlabel("clients dropped (%)")
-    ax.set_ylabel("server seconds")
-    ax.set_title(f"server cost vs dropout (n = {n_big}, d = {d_mid})")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / f"cost_vs_dropout-{kind}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [*paths, path]
+    return paths
 
 
 def main(argv: list[str] | None = None) -> None:
