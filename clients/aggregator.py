@@ -117,7 +117,7 @@ class Aggregator:
             return False
         if self.ledger.postings(r).outcome is not None:
             return False
-        proto = self.ledger.spec(self.store).build_protocol()
+        proto = self.ledger.protocol(self.store)
         decrypted_cid = self.decryptions.get(r)
         if isinstance(proto, HEProtocol) and decrypted_cid is None:
             return False  # waiting for the key holder
@@ -182,7 +182,7 @@ class KeyHolder:
         if self.ledger.phase is not Phase.FINALIZE or r in self._done:
             return False
         self._done.add(r)
-        proto = self.ledger.spec(self.store).build_protocol()
+        proto = self.ledger.protocol(self.store)
         t0 = self.clock()
         try:
             record = self.ledger.record(self.store, r, shares=False)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from secagg.chain import Contracts, Phase
 from secagg.chain.contracts import Event
-from secagg.protocol import Session
+from secagg.protocol import Protocol, Session
 from secagg.store import Store, normalize
 
 from .errors import AgentError
@@ -56,6 +57,7 @@ class TaskLedger:
         self.models: dict[int, tuple[str, bytes]] = {}
         self.amounts: dict[str, dict[str, int]] = {}  # Slashed/RewardClaimed/StakeWithdrawn
         self._spec: TaskSpec | None = None
+        self._protocol: Protocol[Any] | None = None
         self._blobs: tuple[int, dict[str, bytes]] = (0, {})  # (round, CID -> blob)
         self._session_id = session_id(
             contracts.chain.w3.eth.chain_id, contracts.coordinator.address, task_id
@@ -127,6 +129,12 @@ class TaskLedger:
                 raise AgentError(f"task {self.task_id}: no TaskCreated event seen yet")
             self._spec = TaskSpec.decode(store.get(spec_cid(self.params_hash)))
         return self._spec
+
+    def protocol(self, store: Store) -> Protocol[Any]:
+        """The task's protocol object, built once from its spec."""
+        if self._protocol is None:
+            self._protocol = self.spec(store).build_protocol()
+        return self._protocol
 
     def session(self, store: Store, round: int) -> Session:
         return Session(self._session_id, self.spec(store).dim, round)

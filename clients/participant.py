@@ -127,7 +127,6 @@ class Participant:
         self._acted: set[tuple[int, Phase]] = set()
         self._state: _RoundState | None = None
         self._trainer: Trainer | None = None
-        self._proto: Protocol[Any] | None = None
         self._keys: KeyMaterial | None = None
 
     @property
@@ -143,9 +142,7 @@ class Participant:
         return self.ledger.spec(self.store)
 
     def _protocol(self) -> Protocol[Any]:
-        if self._proto is None:
-            self._proto = self._spec().build_protocol()
-        return self._proto
+        return self.ledger.protocol(self.store)
 
     def _public_keys(self) -> KeyMaterial | None:
         spec = self._spec()

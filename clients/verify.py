@@ -62,7 +62,7 @@ def verify_round(
             raise fail("the model blob does not match the sha256 on chain")
         posted = ModelBlob.decode(blob)
         spec = ledger.spec(store)
-        proto = spec.build_protocol()
+        proto = ledger.protocol(store)
         record = ledger.record(store, round)
         keys = decrypted = None
         if isinstance(proto, HEProtocol):
