@@ -1,6 +1,7 @@
 # Quick start: `make demo` and `make test`. Each creates .venv when missing and installs
 # torch first with an exact version (on a CPU machine that is the local CPU wheel; an open
-# range would pull several GB of CUDA packages), then the project with its dev extras.
+# range would pull several GB of CUDA packages), then the project with its dev and flower
+# extras (Flower with its simulation engine, Ray: the Flower adapter's tests run it).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +20,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,flower]'
 	touch $(STAMP)
 
 $(NODE_STAMP): contracts/package.json contracts/package-lock.json

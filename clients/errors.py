@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from secagg.errors import SecAggError
 
-__all__ = ["AgentError", "ModelFormatError", "VerificationError"]
+__all__ = ["AgentError", "FlowerStateError", "ModelFormatError", "VerificationError"]
 
 
 class AgentError(SecAggError):
     """An agent cannot act on what the chain and the store say."""
+
+
+class FlowerStateError(AgentError):
+    """A Flower node's saved round state is missing, stale or does not replay."""
 
 
 class ModelFormatError(AgentError):

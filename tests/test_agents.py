@@ -26,6 +26,8 @@ from secagg.protocols.secaggplus.messages import MaskedInput, ShareKeys, UnmaskR
 from secagg.store import Store
 from secagg.wire import Message
 
+from .helpers import near_zero_fraction
+
 SMALL = {"protocol": "secaggplus", "clients": 6, "rounds": 2, "seed": 3}
 
 
@@ -162,12 +164,6 @@ def classify(data: bytes, wire_name: str) -> Message | ModelBlob | TaskSpec:
         return ModelBlob.decode(data)
     except Exception:
         return TaskSpec.decode(data)
-
-
-def near_zero_fraction(vector: np.ndarray[Any, Any], quant_bits: int) -> float:
-    """How many ring entries lie where a plain encoding of a clipped value lies."""
-    signed = vector.astype(np.uint32).view(np.int32).astype(np.int64)
-    return float(np.mean(np.abs(signed) < 2 ** (quant_bits - 1)))
 
 
 def aggregator_reads(protocol: str) -> tuple[list[Any], DemoResult]:
