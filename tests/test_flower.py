@@ -4,6 +4,8 @@ misbehaving nodes; what the ServerApp is handed; and the mod's own checks, calle
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -405,3 +407,19 @@ def test_the_server_component_checks_its_parameters() -> None:
     with pytest.raises(ConfigError) as info:
         SecureAggregation("secaggplus", max_examples=-1)
     assert info.value.parameter == "max_examples"
+
+
+def test_the_flower_example_matches_simulate() -> None:
+    """examples/flower/run.py: digits on 10 simulated SuperNodes, each round's sum equal to
+    ``secagg.simulate`` on the same inputs and seed (the script exits 1 otherwise)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "examples/flower/run.py"), "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.strip().endswith("bit-identical")]
+    assert len(rows) == 2, done.stdout
