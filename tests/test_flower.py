@@ -388,6 +388,16 @@ def test_a_step_for_the_wrong_phase_or_session_is_refused_and_changes_nothing() 
     assert not ok.error and ok.message
 
 
+def test_a_node_does_not_start_the_same_round_twice() -> None:
+    """A restarted round would give the node a second set of keys and masks for one session
+    and round, which a server could play against each other."""
+    mod, contexts, _, _ = _four_started()
+    again = _ask(mod, Request(Stage.START, _setup(client_id=0), "advertise-keys"), contexts[0])
+    assert again.error == RefusedRequestError.__name__ and "twice" in again.detail
+    next_round = Request(Stage.START, _setup(client_id=0, round=1), "advertise-keys")
+    assert not _ask(mod, next_round, contexts[0]).error
+
+
 def test_tampered_node_state_does_not_replay() -> None:
     mod, contexts, _, outgoing = _four_started()
     contexts[1].state.config_records[ROUND_STATE]["seed"] = b"\x00" * 32

@@ -45,7 +45,8 @@ import numpy.typing as npt
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
-from secagg import protocols, wire
+import secagg.protocols as protocols
+from secagg import wire
 from secagg.errors import (
     ConfigError,
     InvalidInputError,
@@ -58,7 +59,7 @@ from secagg.protocol import KEY_HOLDER, ClientMachine, KeyMaterial, Protocol, Se
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from ..errors import FlowerStateError
-from .envelope import RECORD, Reply, Request, Setup, Stage
+from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 
 __all__ = ["SECURE_PROTOCOLS", "InputTap", "SecAggMod"]
 
@@ -77,13 +78,6 @@ InputTap = Callable[[int, int, npt.NDArray[np.float64], float], None]
 
 def _digest(msg: wire.Message | None) -> bytes:
     return b"" if msg is None else hashlib.sha256(wire.encode(msg)).digest()
-
-
-def _flat(record: ArrayRecord) -> tuple[list[str], list[tuple[int, ...]], npt.NDArray[Any]]:
-    keys = list(record.keys())
-    arrays = [np.asarray(record[k].numpy(), dtype=np.float64) for k in keys]
-    flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
-    return keys, [a.shape for a in arrays], flat
 
 
 class SecAggMod:
@@ -172,6 +166,15 @@ class SecAggMod:
         setup = request.setup
         proto = self._protocol(setup)
         self._check_phase(proto, request.phase, 0)
+        previous = ctx.state.config_records.get(ROUND_STATE)
+        if previous is not None and (previous["session"], previous["round"]) == (
+            setup.session,
+            setup.round,
+        ):  # a second START would give this round a second set of keys and masks
+            raise RefusedRequestError(
+                f"this node already started round {setup.round} of this session; it does not "
+                "start a round twice"
+            )
         state = ConfigRecord(
             {
                 **setup.write(),
@@ -274,8 +277,8 @@ class SecAggMod:
         trained = result.content.array_records.get(ARRAYS)
         if trained is None:
             raise InvalidInputError(f"the train function's reply has no {ARRAYS!r} ArrayRecord")
-        keys0, shapes0, before = _flat(sent_arrays)
-        keys1, shapes1, after = _flat(trained)
+        keys0, shapes0, before = flatten_arrays(sent_arrays)
+        keys1, shapes1, after = flatten_arrays(trained)
         if (keys0, shapes0) != (keys1, shapes1):
             raise InvalidInputError(
                 "the train function returned arrays of another structure than the model sent"

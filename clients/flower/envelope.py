@@ -18,11 +18,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flwr.app import ConfigRecord
+import numpy as np
+import numpy.typing as npt
+from flwr.app import ArrayRecord, ConfigRecord
 
 from secagg.errors import WireError
 
-__all__ = ["RECORD", "Reply", "Request", "Setup", "Stage"]
+__all__ = ["RECORD", "Reply", "Request", "Setup", "Stage", "flatten_arrays"]
 
 RECORD = "secagg"
 """Key of the secagg ``ConfigRecord`` in a message's content (both directions)."""
@@ -197,3 +199,13 @@ class Reply:
             error=_field(record, "error", str, where),
             detail=_field(record, "detail", str, where),
         )
+
+
+def flatten_arrays(
+    record: ArrayRecord,
+) -> tuple[list[str], list[tuple[int, ...]], npt.NDArray[np.float64]]:
+    """(keys, shapes, one float64 vector): the order of an update's entries on both sides."""
+    keys = list(record.keys())
+    parts = [np.asarray(record[k].numpy(), dtype=np.float64) for k in keys]
+    flat = np.concatenate([p.ravel() for p in parts]) if parts else np.zeros(0)
+    return keys, [p.shape for p in parts], flat

@@ -40,7 +40,8 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.app.message_type import MessageType
 from flwr.serverapp import Grid
 
-from secagg import protocols, wire
+import secagg.protocols as protocols
+from secagg import wire
 from secagg.errors import (
     AbortError,
     ConfigError,
@@ -54,7 +55,7 @@ from secagg.protocols.he import HEProtocol, KeyMode
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from .client_mod import ARRAYS
-from .envelope import RECORD, Reply, Request, Setup, Stage
+from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 
 __all__ = ["FlowerRoundResult", "PhaseTraffic", "SecureAggregation"]
 
@@ -172,7 +173,8 @@ class SecureAggregation:
         self.key_holder_node = key_holder
         self.seed = seed
         self.clock = clock
-        self._public_keys: bytes | None = None  # HE: made once by the key holder
+        self._public_keys: bytes | None = None  # HE: made once by the key holder ...
+        self._keys_node: int | None = None  # ... on this node, which keeps the secret
 
     # -- one round ---------------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class SecureAggregation:
             Bad parameters, or too few nodes for the protocol.
         """
         nodes = sorted(set(grid.get_node_ids() if node_ids is None else node_ids))
+        if not nodes:
+            raise ConfigError("no nodes to aggregate over", parameter="node_ids")
         rng: RandomSource = SeededRandom(self.seed) if self.seed is not None else SystemRandom()
         probe = protocols.get(self.protocol, num_clients=max(len(nodes), 1), **self.config)
         holder_node = self._pick_key_holder(probe, nodes)
@@ -203,7 +207,7 @@ class SecureAggregation:
             raise ConfigError("no participating nodes", parameter="node_ids")
         proto = protocols.get(self.protocol, num_clients=len(participants), **self.config)
         config_json = json.dumps({**self.config, "num_clients": len(participants)}, sort_keys=True)
-        _, _, flat_model = _flatten(arrays)
+        _, _, flat_model = flatten_arrays(arrays)
         session = Session(rng.fork("session").random_bytes(32), flat_model.size + 1, round)
 
         run = _Round(self, grid, proto, session, config_json, arrays, train_config)
@@ -243,26 +247,25 @@ class SecureAggregation:
                 parameter="key_mode",
             )
         holder = self.key_holder_node if self.key_holder_node is not None else min(nodes)
+        if self._keys_node is not None:  # the keys were made: they live on that node
+            holder = self._keys_node
         if holder not in nodes:
-            raise ConfigError(f"key holder node {holder} is not connected", parameter="key_holder")
+            raise ConfigError(
+                f"key holder node {holder} is not connected (the task's secret key is there)",
+                parameter="key_holder",
+            )
         return holder
 
     def _keys(self, run: _Round) -> bytes:
         """The public HE context: asked of the key holder once, then reused every round."""
         if self._public_keys is None:
             self._public_keys = run.keygen()
+            self._keys_node = run.node_of[KEY_HOLDER]
         return self._public_keys
 
 
-def _flatten(record: ArrayRecord) -> tuple[list[str], list[tuple[int, ...]], npt.NDArray[Any]]:
-    keys = list(record.keys())
-    parts = [np.asarray(record[k].numpy(), dtype=np.float64) for k in keys]
-    flat = np.concatenate([p.ravel() for p in parts]) if parts else np.zeros(0)
-    return keys, [p.shape for p in parts], flat
-
-
 def _fedavg(arrays: ArrayRecord, weighted: npt.NDArray[np.float64], total: float) -> ArrayRecord:
-    keys, shapes, flat = _flatten(arrays)
+    keys, shapes, flat = flatten_arrays(arrays)
     step = flat + (weighted / total if total > 0 else 0.0)
     out: dict[str, Array] = {}
     offset = 0
