@@ -12,6 +12,7 @@ from scipy.stats import chisquare
 
 from secagg import protocols, wire
 from secagg.errors import (
+    AbortError,
     AuthenticationError,
     DuplicateMessageError,
     LocalProtocolError,
@@ -230,6 +231,72 @@ def test_a_message_claiming_another_sender_is_rejected() -> None:
         r.server.receive(_wire(first))
     with pytest.raises(UnknownSenderError):
         r.server.receive(_wire(replace(first, sender=SERVER)))
+
+
+def _corrupt_one_share(response: Any, kind: str, owner: int) -> Any:
+    field = "self_mask_shares" if kind == "b" else "key_shares"
+    shares = list(getattr(response, field))
+    i = next(i for i, s in enumerate(shares) if s.owner == owner)
+    shares[i] = replace(shares[i], share=bytes([shares[i].share[0] ^ 1]) + shares[i].share[1:])
+    return replace(response, **{field: tuple(shares)})
+
+
+def _expected_sum(r: Round, members: Any) -> Any:
+    return sum(r.encoded[c].astype(np.uint64) for c in members) % 2**32
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["exactly-t-shares", "t-plus-one-shares"])
+def test_a_corrupt_self_mask_share_is_caught_never_a_wrong_sum(extra: int) -> None:
+    """A share holder corrupts its share of a survivor's b_v. With exactly t shares no
+    polynomial check sees it; the commitment h_v in ShareKeys does, and the round aborts.
+    With t + 1 the server finds the set of t that rebuilds h_v's preimage, leaves the bad
+    holder out, names it, and the sum is right."""
+    r = Round("secagg")
+    requests = r.up_to_unmasking()
+    t = r.proto.threshold
+    victim, *holders = sorted(requests)[: t + 1 + extra]  # b_victim: t + extra shares arrive
+    for c in [victim, *holders]:
+        out = r.clients[c].receive(_wire(requests[c]))
+        if c == holders[0]:
+            out = _corrupt_one_share(out, "b", victim)
+        r.server.receive(_wire(out))
+    if extra == 0:
+        with pytest.raises(AbortError) as info:
+            r.server.on_deadline(r.server.state)
+        assert info.value.reason == "bad-self-mask-shares"
+        return
+    r.server.on_deadline(r.server.state)
+    assert r.server.corrupt_share_holders == {holders[0]}
+    assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), _expected_sum(r, range(N)))
+
+
+@pytest.mark.parametrize("corrupt", [1, 2])
+def test_corrupt_key_shares_of_a_dropped_client_are_caught(corrupt: int) -> None:
+    """t + 1 shares of a dropped client's s_v^SK arrive (fewer would already leave some
+    survivor's b_w short in the complete graph). One corrupt share: left out, its holder
+    named, the sum right. Two: no t of them rebuild s_v^PK's key, and the round aborts."""
+    r = Round("secagg")
+    replies = r.step(None)
+    replies = r.step(replies)
+    dropped = max(replies)
+    del r.clients[dropped]  # vanishes after sharing keys: its s_v^SK must be rebuilt
+    requests = r.step(replies)
+    t = r.proto.threshold
+    holders = sorted(requests)[: t + 1]
+    for c in holders:
+        out = r.clients[c].receive(_wire(requests[c]))
+        if c in holders[:corrupt]:
+            out = _corrupt_one_share(out, "s", dropped)
+        r.server.receive(_wire(out))
+    if corrupt == 2:
+        with pytest.raises(AbortError) as info:
+            r.server.on_deadline(r.server.state)
+        assert info.value.reason == "inconsistent-shares"
+        return
+    r.server.on_deadline(r.server.state)
+    assert r.server.corrupt_share_holders == {holders[0]}
+    survivors = [c for c in range(N) if c != dropped]
+    assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), _expected_sum(r, survivors))
 
 
 def test_a_server_relabelling_share_boxes_is_caught_by_the_aead() -> None:

@@ -32,7 +32,7 @@ from secagg.ring import RingVector
 from secagg.wire import Message
 
 from .config import SecAggPlusConfig
-from .masks import Masker, pairwise_key, pairwise_sign, self_mask_key
+from .masks import Masker, pairwise_key, pairwise_sign, self_mask_commitment, self_mask_key
 from .messages import (
     AdvertiseKeys,
     EncryptedShare,
@@ -284,7 +284,10 @@ class SecAggPlusClient(ClientMachine[Phase]):
             boxes.append(EncryptedShare(keys.client, box))
         self._peers = {keys.client: keys for keys in msg.keys}
         self._b_seed = b_seed
-        return ShareKeys(self.session.id, self.session.round, self.identity, tuple(boxes))
+        commitment = self_mask_commitment(b_seed, self.identity, self.session)
+        return ShareKeys(
+            self.session.id, self.session.round, self.identity, tuple(boxes), commitment
+        )
 
     def set_masking_keys(self, keys: Mapping[int, bytes]) -> None:
         """Learn neighbours' s_v^PK after ServerKeys (on chain: from their share postings).

@@ -34,6 +34,19 @@ def self_mask_key(seed: bytes, session: Session) -> bytes:
     return derive_key(seed, Label.SELF_MASK, session=session.id, round=session.round)
 
 
+def self_mask_commitment(seed: bytes, owner: int, session: Session) -> bytes:
+    """h_u = HKDF(b_u, SELF_MASK_COMMITMENT, session, round, u): client u publishes it in
+    ShareKeys; the server checks the b_u it rebuilds from t shares against it, so one corrupt
+    share aborts the round instead of silently removing a wrong self mask."""
+    return derive_key(
+        seed,
+        Label.SELF_MASK_COMMITMENT,
+        session=session.id,
+        round=session.round,
+        context=owner.to_bytes(8, "big"),
+    )
+
+
 def pairwise_key(shared: bytes, u: int, v: int, session: Session) -> bytes:
     """The PRG key of PRG(s_{u,v}) from the X25519 shared secret (symmetric in u, v)."""
     lo, hi = min(u, v), max(u, v)

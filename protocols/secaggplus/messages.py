@@ -27,7 +27,7 @@ from secagg import wire
 from secagg.wire import Message
 
 NAME = "secaggplus"
-VERSION = 1
+VERSION = 2  # 2: ShareKeys carries h_u, the commitment to b_u
 
 __all__ = [
     "NAME",
@@ -118,9 +118,11 @@ class ServerKeys(Message):
 @wire.message(NAME, VERSION, tag=3)
 @dataclass(frozen=True, slots=True, eq=False)
 class ShareKeys(Message):
-    """Client u -> server, SHARE_KEYS: one box per neighbour in U1 (peer = receiver)."""
+    """Client u -> server, SHARE_KEYS: one box per neighbour in U1 (peer = receiver), and
+    h_u, the commitment to the self-mask seed b_u (``masks.self_mask_commitment``)."""
 
     shares: tuple[EncryptedShare, ...]
+    b_commitment: bytes
 
 
 @wire.message(NAME, VERSION, tag=4)

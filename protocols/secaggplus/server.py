@@ -8,7 +8,8 @@ inputs are in the sum), U4 signed U3 (consistency check only), U5 sent unmasking
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Mapping
+import hmac
+from collections.abc import Callable, Collection, Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,7 +36,7 @@ from secagg.wire import Message
 
 from .client import keys_message, survivors_message
 from .config import SecAggPlusConfig
-from .masks import Masker, pairwise_key, pairwise_sign, self_mask_key
+from .masks import Masker, pairwise_key, pairwise_sign, self_mask_commitment, self_mask_key
 from .messages import (
     AdvertiseKeys,
     EncryptedShare,
@@ -54,6 +55,9 @@ from .messages import (
 )
 
 __all__ = ["SecAggPlusServer", "server_transitions"]
+
+COMMITMENT_BYTES = 32
+"""|h_u|: the commitment to b_u in ShareKeys."""
 
 
 def server_transitions(consistency_check: bool) -> dict[tuple[Any, Any], Any]:
@@ -117,6 +121,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._keys: dict[int, PublicKeys] = {}  # U1
         self._graph: NeighbourGraph | None = None
         self._boxes: dict[int, dict[int, bytes]] = {}  # U2: sender -> receiver -> box
+        self._b_commitments: dict[int, bytes] = {}  # U2: h_u
+        self._corrupt: set[int] = set()  # share holders caught with a corrupt share
         self._u2: frozenset[int] = frozenset()
         self._sum = ring.zeros(session.dim)
         self._u3: set[int] = set()
@@ -200,7 +206,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
         size = OVERHEAD + 2 * self._shamir.share_bytes
         if any(len(share.box) != size for share in msg.shares):
             raise WrongLengthError(f"every share box is {size} bytes", sender=u)
+        if len(msg.b_commitment) != COMMITMENT_BYTES:
+            raise WrongLengthError(f"the commitment to b_u is {COMMITMENT_BYTES} bytes", sender=u)
         self._boxes[u] = {share.peer: share.box for share in msg.shares}
+        self._b_commitments[u] = msg.b_commitment
 
     def _on_masked_input(self, msg: MaskedInput) -> None:
         u = msg.sender
@@ -345,17 +354,25 @@ class SecAggPlusServer(ServerMachine[Phase]):
         dropped = sorted(
             v for v in self._u2 - self._u3 if self.graph.neighbours(v) & self._u3
         )  # shared keys, then vanished, and some survivor masked with them
-        b_seeds = self._reconstruct(survivors, self._b_shares, "self mask b_v")
-        s_keys = self._reconstruct(dropped, self._s_shares, "masking key s_v^SK")
+        b_seeds = self._reconstruct(
+            survivors,
+            self._b_shares,
+            "self mask b_v",
+            lambda v, b: hmac.compare_digest(
+                self_mask_commitment(b, v, self.session), self._b_commitments[v]
+            ),
+            "bad-self-mask-shares",
+        )
+        s_keys = self._reconstruct(
+            dropped,
+            self._s_shares,
+            "masking key s_v^SK",
+            lambda v, s: KeyPair.from_private_bytes(s).public == self._keys[v].s_pk,
+            "bad-key-shares",
+        )
         pairs: list[tuple[bytes, int]] = []
         for v in dropped:
             keypair = KeyPair.from_private_bytes(s_keys[v])  # 32 bytes: Shamir fixes the length
-            if keypair.public != self._keys[v].s_pk:
-                raise self._abort(
-                    "bad-key-shares",
-                    f"the shares of client {v}'s s_v^SK rebuild a key that does not match s_v^PK: "
-                    "a share holder sent a corrupt share",
-                )
             for w in sorted(self.graph.neighbours(v) & self._u3):
                 shared = keypair.agree(self._keys[w].s_pk, sender=w)
                 # y_w holds Delta_{w,v} PRG(s_{w,v}); subtract it.
@@ -373,7 +390,18 @@ class SecAggPlusServer(ServerMachine[Phase]):
         owners: Any,
         shares: dict[int, list[tuple[int, npt.NDArray[np.uint64]]]],
         what: str,
+        matches: Callable[[int, bytes], bool],
+        mismatch: str,
     ) -> dict[int, bytes]:
+        """Rebuild each owner's secret and check it against what the owner published
+        (``matches``: h_v for b_v, s_v^PK for s_v^SK).
+
+        All shares first; when they disagree or rebuild a secret that does not match, every
+        set that leaves out one holder (at least t shares each). A set that rebuilds the
+        published secret wins, and the holder it leaves out is recorded in
+        :attr:`corrupt_share_holders`. When none does, the round aborts with ``mismatch`` (or
+        ``inconsistent-shares``): with exactly t shares a bad one cannot be told apart.
+        """
         t = self._shamir.threshold
         out: dict[int, bytes] = {}
         for v in owners:
@@ -383,10 +411,40 @@ class SecAggPlusServer(ServerMachine[Phase]):
                     "too-few-shares",
                     f"{len(got)} shares of client {v}'s {what} arrived, t={t} needed",
                 )
-            xs = [x for x, _ in got]
-            ys = np.stack([share for _, share in got])[:, None, :]
-            try:
-                out[v] = self._shamir.reconstruct(xs, ys)[0]
-            except InconsistentSharesError as exc:
-                raise self._abort("inconsistent-shares", f"client {v}'s {what}: {exc}") from exc
+            candidates: list[tuple[int | None, list[tuple[int, npt.NDArray[np.uint64]]]]]
+            candidates = [(None, got)]
+            if len(got) > t:
+                candidates += [(x, [s for s in got if s[0] != x]) for x, _ in got]
+            inconsistent: InconsistentSharesError | None = None
+            for left_out, subset in candidates:
+                xs = [x for x, _ in subset]
+                ys = np.stack([share for _, share in subset])[:, None, :]
+                try:
+                    secret = self._shamir.reconstruct(xs, ys)[0]
+                except InconsistentSharesError as exc:
+                    inconsistent = inconsistent or exc
+                    continue
+                if matches(v, secret):
+                    out[v] = secret
+                    if left_out is not None:
+                        self._corrupt.add(left_out - 1)  # Shamir point x = holder id + 1
+                    break
+            else:
+                if inconsistent is not None and len(got) > t:
+                    raise self._abort(
+                        "inconsistent-shares",
+                        f"client {v}'s {what}: {inconsistent}; no set without one holder "
+                        "rebuilds the published value",
+                    )
+                raise self._abort(
+                    mismatch,
+                    f"the {len(got)} shares of client {v}'s {what} rebuild a value that does "
+                    "not match what it published: a share holder sent a corrupt share",
+                )
         return out
+
+    @property
+    def corrupt_share_holders(self) -> frozenset[int]:
+        """Clients found to have sent a share that is not on the owner's polynomial (the
+        round went on without it)."""
+        return frozenset(self._corrupt)

@@ -31,6 +31,8 @@ class Label(bytes, Enum):
     """s_{u,v}: seed of the pairwise mask PRG(s_{u,v}) between clients u and v."""
     SELF_MASK = b"secagg/v1/self-mask"
     """b_u: seed of client u's self mask PRG(b_u)."""
+    SELF_MASK_COMMITMENT = b"secagg/v1/self-mask-commitment"
+    """Public: a one-way image of b_u bound to u, so a b_u rebuilt from shares can be checked."""
     SHARE_ENCRYPTION = b"secagg/v1/share-encryption"
     """c_{u,v}: AEAD key for the Shamir shares u sends to v through the server."""
     QUANTIZE_DITHER = b"secagg/v1/quantize-dither"
