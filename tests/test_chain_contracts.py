@@ -193,6 +193,39 @@ def test_a_call_is_checked_against_the_block_that_will_include_it(world: World) 
         world.contracts.register(world.participants[0], task, b"\1" * 32)
 
 
+@pytest.mark.parametrize("late", [0, 1], ids=["in-the-deadline-block", "one-block-after"])
+def test_commit_and_reveal_deadlines_are_inclusive_to_the_block(world: World, late: int) -> None:
+    """A transaction included in block == deadline counts; one block later it reverts with
+    DeadlinePassed, and the honest commitments and reveals stand."""
+    task = registered_task(world)
+    rnd = world.contracts.state(task).round
+    first, last = world.participants[:-1], world.participants[-1]
+    world.share(task, world.participants)
+    world.finish_phase(task)
+    world.commit(task, first)
+    deadline = world.contracts.state(task).deadline
+    world.chain.mine(deadline - 1 + late - world.chain.block_number)  # next tx: deadline + late
+    if late:
+        with pytest.raises(DeadlinePassedError):
+            world.commit(task, [last])
+    else:
+        world.commit(task, [last])
+    world.finish_phase(task)
+    assert world.phase(task) == Phase.REVEAL
+    committed = first if late else world.participants
+    world.reveal(task, committed[:-1])
+    deadline = world.contracts.state(task).deadline
+    world.chain.mine(deadline - 1 + late - world.chain.block_number)
+    if late:
+        with pytest.raises(DeadlinePassedError):
+            world.reveal(task, committed[-1:])
+    else:
+        world.reveal(task, committed[-1:])
+    world.finish_phase(task)
+    revealed = committed[:-1] if late else committed
+    assert world.contracts.survivors(task, rnd) == [a.address for a in revealed]
+
+
 # ----------------------------------------------------------------------------- advance
 
 
