@@ -220,6 +220,31 @@ def test_replayed_and_out_of_phase_messages_are_rejected_and_change_nothing() ->
     np.testing.assert_array_equal(r.server.result.ring_sum, total)
 
 
+def _substitute_keys(server_keys: Any, victim: int) -> Any:
+    """The server's own X25519 keys in place of ``victim``'s (it would then hold s_{u,victim}
+    and could decrypt the shares meant for the victim)."""
+    mine = KeyPair.generate(SeededRandom(99))
+    keys = tuple(
+        replace(k, c_pk=mine.public, s_pk=KeyPair.generate(SeededRandom(98)).public)
+        if k.client == victim
+        else k
+        for k in server_keys.keys
+    )
+    return replace(server_keys, keys=keys)
+
+
+def test_a_server_substituting_a_clients_keys_is_caught_by_the_signatures() -> None:
+    """With signatures (Bonawitz's active variant) every advertised key pair is signed by the
+    owner's long-term key, so a substituted key is refused by name. Without signatures and
+    without a chain, key substitution is outside the threat model (SECURITY.md): on chain the
+    KeyRegistry binds c_u^PK to the account that sent it."""
+    r = Round(consistency_check=True)
+    requests = r.step(None)
+    with pytest.raises(AuthenticationError):
+        r.clients[0].receive(_wire(_substitute_keys(requests[0], victim=3)))
+    assert r.clients[0].receive(_wire(requests[0])) is not None  # the real keys still work
+
+
 def test_a_message_claiming_another_sender_is_rejected() -> None:
     r = Round(consistency_check=True)
     first = r.clients[0].start()
