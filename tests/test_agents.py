@@ -118,7 +118,9 @@ def test_too_few_unmask_shares_abort_and_nobody_is_paid_for_the_round() -> None:
 
 
 @pytest.mark.parametrize(
-    "phase", [Phase.COMMIT, Phase.UNMASK, Phase.FINALIZE], ids=lambda p: p.name
+    "phase",
+    [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE],
+    ids=lambda p: p.name,
 )
 def test_a_restarted_aggregator_posts_the_same_models(baseline: DemoResult, phase: Phase) -> None:
     result = run(**SMALL, aggregator_crashes=((1, phase), (2, phase)))
