@@ -5,12 +5,15 @@
 //
 //   node build.js           rebuild the artifacts
 //   node build.js --check   recompile in memory; exit 1 if a committed artifact is stale
+//   node build.js --fixture NAME.sol   compile contracts/test/NAME.sol (a test fixture, never
+//                           shipped) and print its contracts' {abi, bytecode} as JSON
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const solc = require("solc");
 
 const SRC = path.join(__dirname, "src");
+const FIXTURES = path.join(__dirname, "test");
 const OUT = path.join(__dirname, "..", "secagg", "chain", "artifacts");
 const EVM_VERSION = "prague"; // what py-evm (eth-tester) and anvil run
 const SETTINGS = {
@@ -27,10 +30,10 @@ function findImport(importPath) {
   return { error: `import not found: ${importPath}` };
 }
 
-function compile() {
+function compile(dir = SRC, names = null) {
   const sources = {};
-  for (const name of fs.readdirSync(SRC).filter((f) => f.endsWith(".sol")).sort()) {
-    sources[name] = { content: fs.readFileSync(path.join(SRC, name), "utf8") };
+  for (const name of names || fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort()) {
+    sources[name] = { content: fs.readFileSync(path.join(dir, name), "utf8") };
   }
   const input = { language: "Solidity", sources, settings: SETTINGS };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport }));
@@ -42,7 +45,7 @@ function compile() {
     for (const [name, c] of Object.entries(output.contracts[file] || {})) {
       const artifact = {
         contractName: name,
-        sourceName: `contracts/src/${file}`,
+        sourceName: `contracts/${path.basename(dir)}/${file}`,
         compiler: { name: "solc", version: solc.version(), settings: SETTINGS },
         abi: c.abi,
         bytecode: "0x" + c.evm.bytecode.object,
@@ -51,6 +54,16 @@ function compile() {
     }
   }
   return artifacts;
+}
+
+if (process.argv[2] === "--fixture") {
+  const out = {};
+  for (const [file, text] of Object.entries(compile(FIXTURES, [process.argv[3]]))) {
+    const { abi, bytecode } = JSON.parse(text);
+    out[file.replace(/\.json$/, "")] = { abi, bytecode };
+  }
+  process.stdout.write(JSON.stringify(out));
+  process.exit(0);
 }
 
 const artifacts = compile();

@@ -40,10 +40,12 @@ class World:
     reveals: dict[tuple[int, int, str], tuple[bytes, bytes]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, chain: Chain, num_participants: int = 6) -> World:
+    def build(cls, chain: Chain, num_participants: int = 6, *, token: str | None = None) -> World:
+        """``token``: an existing ERC-20 with ``mint(address,uint256)`` callable by the
+        deployer (default: a fresh RewardToken)."""
         rng = SeededRandom(b"chain-world")
         deployer = chain.new_account(rng.fork("deployer"))
-        contracts = deploy(chain, deployer)
+        contracts = deploy(chain, deployer, token=token)
         owner = chain.new_account(rng.fork("owner"))
         aggregator = chain.new_account(rng.fork("aggregator"))
         outsider = chain.new_account(rng.fork("outsider"))
