@@ -266,8 +266,18 @@ def _corrupt_one_share(response: Any, kind: str, owner: int) -> Any:
     return replace(response, **{field: tuple(shares)})
 
 
-def _expected_sum(r: Round, members: Any) -> Any:
-    return sum(r.encoded[c].astype(np.uint64) for c in members) % 2**32
+def _close_unmasking(r: Round, abort: str | None, culprit: int, members: Any) -> None:
+    """Close UNMASKING: an abort with reason ``abort``, or the exact sum of ``members`` with
+    ``culprit`` named as the one corrupt share holder."""
+    if abort is not None:
+        with pytest.raises(AbortError) as info:
+            r.server.on_deadline(r.server.state)
+        assert info.value.reason == abort
+        return
+    r.server.on_deadline(r.server.state)
+    assert r.server.corrupt_share_holders == {culprit}
+    expected = sum(r.encoded[c].astype(np.uint64) for c in members) % 2**32
+    assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), expected)
 
 
 @pytest.mark.parametrize("extra", [0, 1], ids=["exactly-t-shares", "t-plus-one-shares"])
@@ -285,14 +295,7 @@ def test_a_corrupt_self_mask_share_is_caught_never_a_wrong_sum(extra: int) -> No
         if c == holders[0]:
             out = _corrupt_one_share(out, "b", victim)
         r.server.receive(_wire(out))
-    if extra == 0:
-        with pytest.raises(AbortError) as info:
-            r.server.on_deadline(r.server.state)
-        assert info.value.reason == "bad-self-mask-shares"
-        return
-    r.server.on_deadline(r.server.state)
-    assert r.server.corrupt_share_holders == {holders[0]}
-    assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), _expected_sum(r, range(N)))
+    _close_unmasking(r, "bad-self-mask-shares" if extra == 0 else None, holders[0], range(N))
 
 
 @pytest.mark.parametrize("corrupt", [1, 2])
@@ -313,15 +316,8 @@ def test_corrupt_key_shares_of_a_dropped_client_are_caught(corrupt: int) -> None
         if c in holders[:corrupt]:
             out = _corrupt_one_share(out, "s", dropped)
         r.server.receive(_wire(out))
-    if corrupt == 2:
-        with pytest.raises(AbortError) as info:
-            r.server.on_deadline(r.server.state)
-        assert info.value.reason == "inconsistent-shares"
-        return
-    r.server.on_deadline(r.server.state)
-    assert r.server.corrupt_share_holders == {holders[0]}
     survivors = [c for c in range(N) if c != dropped]
-    assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), _expected_sum(r, survivors))
+    _close_unmasking(r, "inconsistent-shares" if corrupt == 2 else None, holders[0], survivors)
 
 
 def test_a_server_relabelling_share_boxes_is_caught_by_the_aead() -> None:
