@@ -32,7 +32,15 @@ from secagg.protocol import KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
 from secagg.randomness import SeededRandom
-from secagg.store import DirectoryStore, IpfsNode, IpfsStore, MemoryStore, Store, to_bytes
+from secagg.store import (
+    DirectoryStore,
+    IpfsNode,
+    IpfsStore,
+    MemoryStore,
+    Store,
+    StoreUnavailableError,
+    to_bytes,
+)
 
 from .aggregator import Aggregator, KeyHolder
 from .errors import VerificationError
@@ -78,7 +86,9 @@ class DemoConfig:
     ``chain``: ``"embedded"`` (eth-tester), ``"anvil"`` (started here) or an RPC URL.
     ``store``: ``"memory"``, ``"dir:PATH"``, ``"ipfs"`` (a js-ipfs node started here) or
     ``"ipfs:URL"``. ``dropout``: the fraction of clients that vanish each round, each at a
-    phase drawn at random. ``faults`` and ``aggregator_crashes`` add planned failures.
+    phase drawn at random. ``faults`` and ``aggregator_crashes`` add planned failures;
+    ``store_outages`` stops the IPFS daemon (``store="ipfs"``) when (round, phase) opens and
+    restarts it on its repository, at the same address, once every agent has idled.
     """
 
     protocol: str = "secaggplus"
@@ -97,6 +107,7 @@ class DemoConfig:
     quant_bits: int = 24
     faults: tuple[Fault, ...] = ()
     aggregator_crashes: tuple[tuple[int, Phase], ...] = ()
+    store_outages: tuple[tuple[int, Phase], ...] = ()
 
     def __post_init__(self) -> None:
         if self.clients < 3:
@@ -105,6 +116,11 @@ class DemoConfig:
             raise ConfigError("at least one round", parameter="rounds")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout is a fraction in [0, 1)", parameter="dropout")
+        if self.store_outages and self.store != "ipfs":
+            raise ConfigError(
+                "store outages need the IPFS daemon the demo starts (store='ipfs')",
+                parameter="store_outages",
+            )
 
     def protocol_config(self) -> dict[str, Any]:
         """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
@@ -188,14 +204,17 @@ def open_chain(spec: str, stack: ExitStack) -> Chain:
     )
 
 
-def open_store(spec: str, stack: ExitStack) -> Store:
-    """``memory``, ``dir:PATH``, ``ipfs`` (a node started now) or ``ipfs:URL``."""
+def open_store(spec: str, stack: ExitStack, started: list[IpfsNode] | None = None) -> Store:
+    """``memory``, ``dir:PATH``, ``ipfs`` (a node started now, appended to ``started``) or
+    ``ipfs:URL``."""
     if spec == "memory":
         return MemoryStore()
     if spec.startswith("dir:") and len(spec) > 4:
         return DirectoryStore(spec[4:])
     if spec == "ipfs":
         node = stack.enter_context(IpfsNode())
+        if started is not None:
+            started.append(node)
         return IpfsStore(node.url)
     if spec.startswith("ipfs:") and len(spec) > 5:
         return IpfsStore(spec[5:])
@@ -259,10 +278,12 @@ class Demo:
         self._stack = ExitStack()
         self.chain: Chain | None = None
         self.store: Store | None = None
+        self.ipfs: list[IpfsNode] = []  # the daemon this demo started, if any
+        self._outage: int | None = None  # the stopped daemon's port
 
     def __enter__(self) -> Demo:
         self.chain = open_chain(self.config.chain, self._stack)
-        self.store = open_store(self.config.store, self._stack)
+        self.store = open_store(self.config.store, self._stack, self.ipfs)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -429,7 +450,34 @@ class Demo:
         if (r, phase) in self.config.aggregator_crashes:
             self.aggregator = self._aggregator()
             self.metrics.note(r, f"aggregator killed at {phase.name} and restarted")
+        if (r, phase) in self.config.store_outages:
+            (node,) = self.ipfs
+            self._outage = node.port
+            node.stop()
+            self.metrics.note(r, f"IPFS daemon stopped at {phase.name}")
         self.on_phase(r, phase)
+
+    def _end_outage(self, r: int) -> bool:
+        """Restart a stopped daemon on its repository and port; False when none is down."""
+        if self._outage is None:
+            return False
+        (node,) = self.ipfs
+        node.start(port=self._outage)
+        self._outage = None
+        self.metrics.note(r, "IPFS daemon restarted")
+        return True
+
+    def _step(self, r: int, agent: Participant | KeyHolder | Aggregator) -> bool:
+        """One agent's step. Participants leave a round on any error themselves; the
+        aggregator and key holder keep no state, so an unreachable store only makes them wait
+        and try again at the next step."""
+        try:
+            return agent.step()
+        except StoreUnavailableError as exc:
+            if isinstance(agent, Participant):
+                raise
+            self.metrics.note(r, f"{type(agent).__name__.lower()} waits for the store: {exc}")
+            return False
 
     # -- the run -------------------------------------------------------------------------------
     def agents(self) -> Iterator[Participant | KeyHolder | Aggregator]:
@@ -456,11 +504,12 @@ class Demo:
                     spent[seen[1].name.lower()] = self.clock() - opened
                 opened, seen = self.clock(), now
                 self._on_phase(*now, plan)
-            acted = [agent.step() for agent in list(self.agents())]
+            acted = [self._step(now[0], agent) for agent in list(self.agents())]
             if now[1] is Phase.ENDED:
                 break
-            if not any(acted):
+            if not any(acted) and not self._end_outage(now[0]):
                 self.contracts.advance_when_possible(self.owner, self.task_id)
+        self._end_outage(self.ledger.round)  # the report reads the models back
         if self.contracts.pool_of(self.task_id):
             self.contracts.withdraw_pool(self.owner, self.task_id)
         return self._report(phase_seconds, self.clock() - start)

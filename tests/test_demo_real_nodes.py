@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from secagg.chain import AnvilNode
+from secagg.chain import AnvilNode, Phase
 from secagg.clients.cli import main
+from secagg.clients.demo import REWARD_PER_ROUND, STAKE, Demo, DemoConfig
 from secagg.store import IpfsNode
 
 
@@ -32,3 +33,36 @@ def test_one_round_on_anvil_and_ipfs_then_verify(
         assert "verified" in capsys.readouterr().out
         assert main(["verify", *common, "--round", "2"]) == 1  # no such round: a named error
         assert "VerificationError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE],
+    ids=lambda p: p.name,
+)
+def test_an_ipfs_outage_ends_in_a_verified_model_or_a_clean_failure(phase: Phase) -> None:
+    """The demo's js-ipfs daemon is stopped when ``phase`` of round 1 opens and restarted on
+    its repository once every agent has idled. Participants that needed the store in the gap
+    leave the round; the aggregator waits. Each round ends verified or failed at a named
+    phase, round 2 is unaffected, nothing stored before is lost (verification re-reads it),
+    and stakes and rewards settle as the contracts say."""
+    config = DemoConfig(
+        protocol="secaggplus", clients=5, rounds=2, seed=4, store="ipfs",
+        store_outages=((1, phase),),
+    )  # fmt: skip
+    with Demo(config) as demo:
+        result = demo.run()
+    first, second = result.rounds
+    assert any(f"IPFS daemon stopped at {phase.name}" in n for n in first.notes), first.notes
+    assert any("IPFS daemon restarted" in n for n in first.notes), first.notes
+    assert (first.outcome == "finalized" and first.verified) or first.outcome.startswith(
+        "failed at"
+    ), (first.outcome, first.notes)
+    assert second.outcome == "finalized" and second.verified, second.notes
+    earned: dict[int, int] = {}
+    for r in result.rounds:
+        if r.outcome == "finalized":
+            for u in r.survivors:
+                earned[u] = earned.get(u, 0) + REWARD_PER_ROUND // len(r.survivors)
+    assert {u: v for u, v in result.rewards.items() if v} == earned
+    assert all(result.stakes_returned[u] == STAKE - result.slashed.get(u, 0) for u in range(5))
