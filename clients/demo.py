@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from secagg.chain import AnvilNode, Chain, Contracts, Phase, TaskParams, deploy, protocol_id
+from secagg.chain.errors import NodeUnavailableError
 from secagg.errors import ConfigError
 from secagg.protocol import KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
@@ -88,7 +91,9 @@ class DemoConfig:
     ``"ipfs:URL"``. ``dropout``: the fraction of clients that vanish each round, each at a
     phase drawn at random. ``faults`` and ``aggregator_crashes`` add planned failures;
     ``store_outages`` stops the IPFS daemon (``store="ipfs"``) when (round, phase) opens and
-    restarts it on its repository, at the same address, once every agent has idled.
+    restarts it on its repository, at the same address, once every agent has idled;
+    ``chain_outages`` does the same with anvil (``chain="anvil"``, which then keeps its chain
+    in a state file across the restart).
     """
 
     protocol: str = "secaggplus"
@@ -108,6 +113,7 @@ class DemoConfig:
     faults: tuple[Fault, ...] = ()
     aggregator_crashes: tuple[tuple[int, Phase], ...] = ()
     store_outages: tuple[tuple[int, Phase], ...] = ()
+    chain_outages: tuple[tuple[int, Phase], ...] = ()
 
     def __post_init__(self) -> None:
         if self.clients < 3:
@@ -120,6 +126,11 @@ class DemoConfig:
             raise ConfigError(
                 "store outages need the IPFS daemon the demo starts (store='ipfs')",
                 parameter="store_outages",
+            )
+        if self.chain_outages and self.chain != "anvil":
+            raise ConfigError(
+                "chain outages need the anvil node the demo starts (chain='anvil')",
+                parameter="chain_outages",
             )
 
     def protocol_config(self) -> dict[str, Any]:
@@ -190,12 +201,16 @@ class DemoResult:
         return out
 
 
-def open_chain(spec: str, stack: ExitStack) -> Chain:
-    """``embedded``, ``anvil`` (started now, stopped with ``stack``) or a JSON-RPC URL."""
+def open_chain(spec: str, stack: ExitStack, started: list[AnvilNode] | None = None) -> Chain:
+    """``embedded``, ``anvil`` (started now, stopped with ``stack``, appended to ``started``;
+    its chain kept in a state file so it survives a restart) or a JSON-RPC URL."""
     if spec == "embedded":
         return Chain.embedded()
     if spec == "anvil":
-        node = stack.enter_context(AnvilNode())
+        state = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "anvil-state.json"
+        node = stack.enter_context(AnvilNode(state=state))
+        if started is not None:
+            started.append(node)
         return Chain.connect(node.url)
     if spec.startswith(("http://", "https://")):
         return Chain.connect(spec)
@@ -278,11 +293,12 @@ class Demo:
         self._stack = ExitStack()
         self.chain: Chain | None = None
         self.store: Store | None = None
-        self.ipfs: list[IpfsNode] = []  # the daemon this demo started, if any
-        self._outage: int | None = None  # the stopped daemon's port
+        self.ipfs: list[IpfsNode] = []  # the daemons this demo started, if any
+        self.anvil: list[AnvilNode] = []
+        self._outages: list[tuple[AnvilNode | IpfsNode, int]] = []  # stopped: (daemon, port)
 
     def __enter__(self) -> Demo:
-        self.chain = open_chain(self.config.chain, self._stack)
+        self.chain = open_chain(self.config.chain, self._stack, self.anvil)
         self.store = open_store(self.config.store, self._stack, self.ipfs)
         return self
 
@@ -450,29 +466,37 @@ class Demo:
         if (r, phase) in self.config.aggregator_crashes:
             self.aggregator = self._aggregator()
             self.metrics.note(r, f"aggregator killed at {phase.name} and restarted")
-        if (r, phase) in self.config.store_outages:
-            (node,) = self.ipfs
-            self._outage = node.port
-            node.stop()
-            self.metrics.note(r, f"IPFS daemon stopped at {phase.name}")
+        for outages, daemons, name in (
+            (self.config.store_outages, self.ipfs, "IPFS daemon"),
+            (self.config.chain_outages, self.anvil, "anvil"),
+        ):
+            if (r, phase) in outages:
+                (daemon,) = daemons
+                self._outages.append((daemon, daemon.port))
+                daemon.stop()
+                self.metrics.note(r, f"{name} stopped at {phase.name}")
         self.on_phase(r, phase)
 
     def _end_outage(self, r: int) -> bool:
-        """Restart a stopped daemon on its repository and port; False when none is down."""
-        if self._outage is None:
+        """Restart stopped daemons on their data and ports; False when none is down."""
+        if not self._outages:
             return False
-        (node,) = self.ipfs
-        node.start(port=self._outage)
-        self._outage = None
-        self.metrics.note(r, "IPFS daemon restarted")
+        for daemon, port in self._outages:
+            daemon.start(port=port)
+            name = "IPFS daemon" if isinstance(daemon, IpfsNode) else "anvil"
+            self.metrics.note(r, f"{name} restarted")
+        self._outages.clear()
         return True
 
     def _step(self, r: int, agent: Participant | KeyHolder | Aggregator) -> bool:
         """One agent's step. Participants leave a round on any error themselves; the
         aggregator and key holder keep no state, so an unreachable store only makes them wait
-        and try again at the next step."""
+        and try again at the next step. A node that does not answer makes every agent wait."""
         try:
             return agent.step()
+        except NodeUnavailableError as exc:  # before acting (its ledger could not sync)
+            self.metrics.note(r, f"{type(agent).__name__.lower()} waits for the chain: {exc}")
+            return False
         except StoreUnavailableError as exc:
             if isinstance(agent, Participant):
                 raise

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from secagg.chain import AnvilNode, Chain, Phase, Status
-from secagg.chain.errors import NodeError, RevealMismatchError
+from secagg.chain.errors import NodeError, NodeUnavailableError, RevealMismatchError
 from secagg.chain.node import ETHER
 
 from .chain_world import World, cid
@@ -76,3 +77,15 @@ def test_funding_needs_an_unlocked_account(anvil: AnvilNode) -> None:
 def test_a_missing_binary_is_a_named_error(tmp_path: os.PathLike[str]) -> None:
     with pytest.raises(NodeError):
         AnvilNode(binary=tmp_path / "no-anvil").start()  # type: ignore[operator]
+
+
+def test_a_stopped_node_is_a_named_error_and_a_restart_keeps_the_chain(tmp_path: Path) -> None:
+    with AnvilNode(state=tmp_path / "state.json") as node:
+        chain = Chain.connect(node.url)
+        chain.mine(7)
+        height, port = chain.block_number, node.port
+        node.stop()
+        with pytest.raises(NodeUnavailableError):
+            _ = chain.block_number
+        node.start(port=port)
+        assert chain.block_number == height

@@ -66,3 +66,30 @@ def test_an_ipfs_outage_ends_in_a_verified_model_or_a_clean_failure(phase: Phase
                 earned[u] = earned.get(u, 0) + REWARD_PER_ROUND // len(r.survivors)
     assert {u: v for u, v in result.rewards.items() if v} == earned
     assert all(result.stakes_returned[u] == STAKE - result.slashed.get(u, 0) for u in range(5))
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE],
+    ids=lambda p: p.name,
+)
+def test_an_anvil_restart_loses_nothing_and_the_round_goes_on(phase: Phase) -> None:
+    """anvil (with its chain in a state file) is stopped when ``phase`` of round 1 opens and
+    restarted once every agent has idled. Agents whose node does not answer get a named
+    ``NodeUnavailableError`` before acting and wait; the chain comes back as it was, and both
+    rounds finalize and verify."""
+    config = DemoConfig(
+        protocol="secaggplus", clients=5, rounds=2, seed=4, chain="anvil",
+        chain_outages=((1, phase),),
+    )  # fmt: skip
+    with Demo(config) as demo:
+        result = demo.run()
+    first, second = result.rounds
+    assert any(f"anvil stopped at {phase.name}" in n for n in first.notes), first.notes
+    assert any("anvil restarted" in n for n in first.notes), first.notes
+    assert any("waits for the chain" in n for n in first.notes), first.notes
+    assert first.outcome == second.outcome == "finalized", first.notes
+    assert first.verified and second.verified
+    assert result.slashed == {}
+    assert all(result.stakes_returned[u] == STAKE for u in range(5))
+    assert result.rewards == {u: 2 * (REWARD_PER_ROUND // 5) for u in range(5)}

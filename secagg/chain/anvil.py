@@ -45,13 +45,23 @@ class AnvilNode(LocalDaemon):
         Path to anvil (default: :func:`find_anvil`).
     startup_timeout:
         Seconds to wait for the RPC to answer.
+    state:
+        A file anvil loads its chain from at start (when it exists) and writes it to when it
+        is stopped, so a restarted node goes on from the same chain. Default: none (memory).
     """
 
     name = "anvil"
 
-    def __init__(self, binary: Path | None = None, *, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        binary: Path | None = None,
+        *,
+        startup_timeout: float = 30.0,
+        state: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__(startup_timeout=startup_timeout, error=NodeError)
         self.binary = binary or find_anvil()
+        self.state = None if state is None else Path(state)
 
     @property
     def url(self) -> str:
@@ -70,6 +80,7 @@ class AnvilNode(LocalDaemon):
             "--hardfork",
             "prague",
             "--silent",
+            *(["--state", str(self.state)] if self.state is not None else []),
         ]
 
     def answers(self) -> bool:

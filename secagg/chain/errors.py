@@ -24,6 +24,7 @@ __all__ = [
     "ModelAlreadyRecordedError",
     "NoModelError",
     "NodeError",
+    "NodeUnavailableError",
     "NotAggregatorError",
     "NotCommittedError",
     "NotCoordinatorError",
@@ -48,6 +49,10 @@ class ChainError(SecAggError):
 
 class NodeError(ChainError):
     """A node could not be started, reached or spoken to."""
+
+
+class NodeUnavailableError(NodeError):
+    """The node did not answer (stopped, restarting, unreachable): nothing was done, retry."""
 
 
 class TransactionError(ChainError):

@@ -17,9 +17,10 @@ from __future__ import annotations
 import ast
 from typing import Any, cast
 
+import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import EthereumTesterProvider, Web3
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxParams, TxReceipt, Wei
@@ -27,7 +28,7 @@ from web3.types import TxParams, TxReceipt, Wei
 from secagg.randomness import RandomSource, as_random_source
 
 from .artifacts import decode_revert, load
-from .errors import ChainError, NodeError, TransactionError
+from .errors import ChainError, NodeError, NodeUnavailableError, TransactionError
 
 ETHER = 10**18
 GAS_MARGIN = 1.2  # estimates are exact for our code paths; the margin covers a changed state
@@ -60,7 +61,7 @@ class Chain:
     @classmethod
     def connect(cls, url: str, *, timeout: float = 30.0) -> Chain:
         """Any JSON-RPC endpoint over HTTP; the first unlocked account (if any) funds."""
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": timeout}))
         try:
             accounts = w3.eth.accounts
         except Exception as exc:
@@ -199,12 +200,27 @@ class Chain:
 
     @staticmethod
     def _as_chain_error(exc: Exception) -> ChainError:
+        if isinstance(exc, ChainError):  # already named (e.g. the node is down)
+            return exc
         data = revert_data(exc)
         if data:
             named = decode_revert(data)
             if named is not None:
                 return named
         return TransactionError(f"transaction failed: {exc}")
+
+
+class _NodeProvider(HTTPProvider):
+    """web3's HTTP provider, with a node that does not answer named
+    (:class:`NodeUnavailableError`) instead of a ``requests`` exception from deep inside."""
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        try:
+            return super().make_request(method, params)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise NodeUnavailableError(
+                f"the node at {self.endpoint_uri} did not answer {method}"
+            ) from exc
 
 
 def revert_data(exc: Exception) -> bytes | None:
