@@ -11,8 +11,21 @@ import pytest
 
 from secagg.chain import AnvilNode, Phase
 from secagg.clients.cli import main
-from secagg.clients.demo import REWARD_PER_ROUND, STAKE, Demo, DemoConfig
+from secagg.clients.demo import REWARD_PER_ROUND, STAKE, Demo, DemoConfig, DemoResult
 from secagg.store import IpfsNode
+
+ROUND_PHASES = [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE]
+
+
+def _outage_run(**outage: tuple[tuple[int, Phase], ...]) -> DemoResult:
+    """secaggplus, 5 clients, 2 rounds, with the given daemon outage(s) in round 1."""
+    chain = "anvil" if "chain_outages" in outage else "embedded"
+    store = "ipfs" if "store_outages" in outage else "memory"
+    config = DemoConfig(
+        protocol="secaggplus", clients=5, rounds=2, seed=4, chain=chain, store=store, **outage
+    )
+    with Demo(config) as demo:
+        return demo.run()
 
 
 def test_one_round_on_anvil_and_ipfs_then_verify(
@@ -35,23 +48,14 @@ def test_one_round_on_anvil_and_ipfs_then_verify(
         assert "VerificationError" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "phase",
-    [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("phase", ROUND_PHASES, ids=lambda p: p.name)
 def test_an_ipfs_outage_ends_in_a_verified_model_or_a_clean_failure(phase: Phase) -> None:
     """The demo's js-ipfs daemon is stopped when ``phase`` of round 1 opens and restarted on
     its repository once every agent has idled. Participants that needed the store in the gap
     leave the round; the aggregator waits. Each round ends verified or failed at a named
     phase, round 2 is unaffected, nothing stored before is lost (verification re-reads it),
     and stakes and rewards settle as the contracts say."""
-    config = DemoConfig(
-        protocol="secaggplus", clients=5, rounds=2, seed=4, store="ipfs",
-        store_outages=((1, phase),),
-    )  # fmt: skip
-    with Demo(config) as demo:
-        result = demo.run()
+    result = _outage_run(store_outages=((1, phase),))
     first, second = result.rounds
     assert any(f"IPFS daemon stopped at {phase.name}" in n for n in first.notes), first.notes
     assert any("IPFS daemon restarted" in n for n in first.notes), first.notes
@@ -68,22 +72,13 @@ def test_an_ipfs_outage_ends_in_a_verified_model_or_a_clean_failure(phase: Phase
     assert all(result.stakes_returned[u] == STAKE - result.slashed.get(u, 0) for u in range(5))
 
 
-@pytest.mark.parametrize(
-    "phase",
-    [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("phase", ROUND_PHASES, ids=lambda p: p.name)
 def test_an_anvil_restart_loses_nothing_and_the_round_goes_on(phase: Phase) -> None:
     """anvil (with its chain in a state file) is stopped when ``phase`` of round 1 opens and
     restarted once every agent has idled. Agents whose node does not answer get a named
     ``NodeUnavailableError`` before acting and wait; the chain comes back as it was, and both
     rounds finalize and verify."""
-    config = DemoConfig(
-        protocol="secaggplus", clients=5, rounds=2, seed=4, chain="anvil",
-        chain_outages=((1, phase),),
-    )  # fmt: skip
-    with Demo(config) as demo:
-        result = demo.run()
+    result = _outage_run(chain_outages=((1, phase),))
     first, second = result.rounds
     assert any(f"anvil stopped at {phase.name}" in n for n in first.notes), first.notes
     assert any("anvil restarted" in n for n in first.notes), first.notes
