@@ -205,7 +205,11 @@ class SecureAggregation:
         participants = [n for n in nodes if n != holder_node]
         if not participants:
             raise ConfigError("no participating nodes", parameter="node_ids")
-        proto = protocols.get(self.protocol, num_clients=len(participants), **self.config)
+        proto = (  # without a key holder every node participates: the probe is the protocol
+            probe
+            if holder_node is None
+            else protocols.get(self.protocol, num_clients=len(participants), **self.config)
+        )
         config_json = json.dumps({**self.config, "num_clients": len(participants)}, sort_keys=True)
         _, _, flat_model = flatten_arrays(arrays)
         session = Session(rng.fork("session").random_bytes(32), flat_model.size + 1, round)
