@@ -48,6 +48,7 @@ __all__ = [
     "find_parameters",
     "graph_seed",
     "security_threshold",
+    "signature_quorum",
     "stays_connected",
 ]
 
@@ -59,14 +60,32 @@ _EPS = 1e-14  # as in fcp: rounding of rate * n never errs on the insecure side
 
 
 class Adversary(enum.Enum):
-    """Whom the threshold must defeat (fcp's AdversaryClass)."""
+    """Whom the threshold must defeat (fcp's AdversaryClass, plus equivocation).
+
+    The three differ in what the server may say to the clients; all may collude with up to
+    floor(gamma n) corrupted clients and drop anyone.
+    """
 
     SEMI_HONEST = "semi-honest"
-    """The server follows the protocol but is curious (it may collude with corrupted clients)."""
+    """The server follows the protocol but is curious."""
     SEMI_MALICIOUS = "semi-malicious"
-    """The server may also lie about who dropped out, to ask for both shares of a client.
-    Needs t > (k + corrupted neighbours) / 2 so that honest neighbours never hand out t shares
-    of both kinds. The default: off chain, the server's survivor list is not trusted."""
+    """The server may claim that live clients dropped out, to ask for both kinds of shares of
+    one client, but it shows every client the *same* survivor set and roster. Needs
+    t > (k + corrupted neighbours) / 2 so that honest neighbours never hand out t shares of
+    both kinds. The default. It does not defeat a server that shows different survivor sets
+    to different clients, on any graph (``tests/test_masking_attacks.py``): use
+    :attr:`MALICIOUS`."""
+    MALICIOUS = "malicious"
+    """The server may also equivocate: show different survivor sets or rosters to different
+    clients. Needs the consistency check (signatures from a PKI): a client unmasks only for a
+    survivor set that more than (n + floor(gamma n)) / 2 clients signed
+    (:func:`signature_quorum`, fcp's full-graph rule), and the graph is drawn over the fixed
+    directory of signing keys. Thresholds are those of :attr:`SEMI_MALICIOUS`."""
+
+    @property
+    def lies(self) -> bool:
+        """Whether the server may lie about who dropped out (t must exceed (k + a) / 2)."""
+        return self is not Adversary.SEMI_HONEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +111,7 @@ def _check_rates(dropout_rate: float, corrupted_fraction: float, adversary: Adve
     for name, value in (("dropout_rate", dropout_rate), ("corrupted_fraction", corrupted_fraction)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
             raise ConfigError(f"{name} must be in [0, 1), got {value!r}", parameter=name)
-    weight = 2 if adversary is Adversary.SEMI_MALICIOUS else 1
+    weight = 2 if adversary.lies else 1
     if corrupted_fraction + weight * dropout_rate > 0.9:
         rule = "corrupted_fraction + 2 dropout_rate" if weight == 2 else "corrupted + dropout"
         raise ConfigError(
@@ -133,11 +152,24 @@ def _log_prob_disconnected(n: int, k: int, bad: int) -> float:
 
 def _security_floor(k: int, adversarial: int, adversary: Adversary) -> int:
     """The least t that keeps an honest client's secrets from the adversary."""
-    if adversary is Adversary.SEMI_MALICIOUS:
+    if adversary.lies:
         # honest neighbours reveal one kind of share each: the adversary gets t of both kinds
-        # only if 2 (t - adversarial) <= k - adversarial.
+        # only if 2 (t - adversarial) <= k - adversarial. (Equivocation is the quorum's job:
+        # :func:`signature_quorum`.)
         return (k + adversarial) // 2 + 1
     return adversarial + 1
+
+
+def signature_quorum(n: int, corrupted_fraction: float) -> int:
+    """The signatures on a survivor set a client needs before it unmasks (consistency check).
+
+    A strict majority of the n clients plus the corrupt budget a = floor(gamma n):
+    q = floor((n + a) / 2) + 1. Two different survivor sets each signed by q distinct clients
+    share 2q - n > a signers, so at least one honest client would have signed both; an honest
+    client signs once per round, so at most one survivor set per round can reach q.
+    """
+    corrupted = _counts(n, 0.0, corrupted_fraction)[0]
+    return (n + corrupted) // 2 + 1
 
 
 def security_threshold(

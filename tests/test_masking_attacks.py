@@ -3,7 +3,7 @@ against honest machines, message by message (every message through the wire code
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from secagg import protocols, wire
 from secagg.errors import (
     AbortError,
     AuthenticationError,
+    ConfigError,
     DuplicateMessageError,
     LocalProtocolError,
     OutOfPhaseError,
@@ -27,7 +28,12 @@ from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SigningKey
 from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import SERVER, Credentials, Session
-from secagg.protocols.secaggplus.masks import Masker, pairwise_key, pairwise_sign
+from secagg.protocols.secaggplus.masks import (
+    Masker,
+    pairwise_key,
+    pairwise_sign,
+    self_mask_key,
+)
 from secagg.protocols.secaggplus.messages import (
     EncryptedShare,
     ForwardedShares,
@@ -52,18 +58,20 @@ class Round:
         self,
         name: str = "secagg",
         *,
+        n: int = N,
+        d: int = D,
         consistency_check: bool = False,
         scale: float = 1.0,
         **kw: Any,
     ) -> None:
-        self.proto = protocols.get(
-            name, num_clients=N, consistency_check=consistency_check, dropout_rate=0.0, **kw
-        )
-        self.session = Session(b"attack-session-0" * 2, D, 0)
+        kw.setdefault("dropout_rate", 0.0)
+        self.n, self.d = n, d
+        self.proto = protocols.get(name, num_clients=n, consistency_check=consistency_check, **kw)
+        self.session = Session(b"attack-session-0" * 2, d, 0)
         rng = SeededRandom(11)
-        signing = {c: SigningKey.generate(rng.fork(f"id/{c}")) for c in range(N)}
+        signing = {c: SigningKey.generate(rng.fork(f"id/{c}")) for c in range(n)}
         self.directory = {c: k.public for c, k in signing.items()}
-        creds = {c: Credentials(signing[c], self.directory) for c in range(N)}
+        creds = {c: Credentials(signing[c], self.directory) for c in range(n)}
         self.server = self.proto.server(
             self.session, directory=self.directory if consistency_check else None
         )
@@ -74,14 +82,14 @@ class Round:
                 rng.fork(f"c/{c}"),
                 credentials=creds[c] if consistency_check else None,
             )
-            for c in range(N)
+            for c in range(n)
         }
         data = np.random.default_rng(0)
-        self.inputs = {c: scale * data.uniform(-1, 1, D) for c in range(N)}
+        self.inputs = {c: scale * data.uniform(-1, 1, d) for c in range(n)}
         for c, client in self.clients.items():
             client.set_input(self.inputs[c])
         self.encoded = {  # what each client's encoding is (same rng draw as inside the client)
-            c: self.proto.quantizer.quantize(self.inputs[c], rng.fork(f"c/{c}")) for c in range(N)
+            c: self.proto.quantizer.quantize(self.inputs[c], rng.fork(f"c/{c}")) for c in range(n)
         }
         self.masked: dict[int, np.ndarray] = {}
 
@@ -100,10 +108,127 @@ class Round:
             self.server.receive(_wire(out))
         return self.server.on_deadline(phase)
 
-    def up_to_unmasking(self) -> dict[int, Any]:
+    def up_to_unmasking(self, forward: dict[int, set[int]] | None = None) -> dict[int, Any]:
+        """Run the round honestly up to the unmask (or survivors) requests; ``forward`` makes
+        the server forward to client c only the boxes of ``forward[c]`` (its partners)."""
         replies = self.step(None)  # advertise keys
         replies = self.step(replies)  # share keys
+        for c, keep in (forward or {}).items():
+            shares = tuple(s for s in replies[c].shares if s.peer in keep)
+            replies[c] = replace(replies[c], shares=shares)
+        self.partners = {c: {s.peer for s in msg.shares} for c, msg in replies.items()}
         return self.step(replies)  # masked input -> unmask (or survivors) requests
+
+    def strip(self, victim: int, b_seed: bytes, s_keys: dict[int, KeyPair]) -> np.ndarray:
+        """y_victim minus PRG(b_victim) and minus its pairwise mask with every w in
+        ``s_keys`` (rebuilt s_w^SK): what an attacker holding those secrets computes."""
+        residue = self.masked[victim].copy()
+        masker = Masker(self.proto.quantizer.ring, self.d)
+        masker.apply(residue, self_mask_key(b_seed, self.session), -1)
+        s_pk = self.clients[victim]._s.public  # public: the server relays it
+        for w, s_w in s_keys.items():
+            key = pairwise_key(s_w.agree(s_pk), victim, w, self.session)
+            masker.apply(residue, key, -pairwise_sign(victim, w))
+        return residue
+
+
+def _rebuild(t: int, shares: list[tuple[int, bytes]]) -> bytes:
+    shamir = Shamir(t)
+    xs = [x for x, _ in shares]
+    ys = np.stack([shamir.share_from_bytes(y) for _, y in shares])[:, None, :]
+    return shamir.reconstruct(xs, ys)[0]
+
+
+@dataclass
+class Equivocation:
+    """What an equivocating server collected: the shares each honest client handed out when
+    shown its own survivor set, and who refused."""
+
+    b_shares: dict[int, list[tuple[int, bytes]]]
+    s_shares: dict[int, list[tuple[int, bytes]]]
+    refused: dict[int, type[Exception]]
+
+
+def _equivocate(r: Round, requests: dict[int, Any], views: dict[int, tuple[int, ...]]) -> Any:
+    """Show client c the survivor set ``views[c]``: with the consistency check, first for a
+    signature, then with every signature gathered on that same set; without it, directly."""
+    signatures: dict[tuple[int, ...], list[SignatureOf]] = {}
+    refused: dict[int, type[Exception]] = {}
+    if r.proto.config.consistency_check:
+        for c, view in views.items():
+            try:
+                sig = r.clients[c].receive(_wire(SurvivorsRequest(*_server_header(r), view)))
+            except RefusedRequestError as exc:
+                refused[c] = type(exc)
+                continue
+            signatures.setdefault(view, []).append(SignatureOf(c, sig.signature))
+    got = Equivocation({}, {}, refused)
+    for c, view in views.items():
+        if c in refused:
+            continue
+        request = UnmaskRequest(*_server_header(r), view, tuple(signatures.get(view, ())))
+        if not r.proto.config.consistency_check:
+            request = replace(requests[c], survivors=view)
+        try:
+            resp = r.clients[c].receive(_wire(request))
+        except (RefusedRequestError, AuthenticationError) as exc:
+            refused[c] = type(exc)
+            continue
+        for s in resp.self_mask_shares:
+            got.b_shares.setdefault(s.owner, []).append((c + 1, s.share))
+        for s in resp.key_shares:
+            got.s_shares.setdefault(s.owner, []).append((c + 1, s.share))
+    return got
+
+
+def _server_header(r: Round) -> tuple[bytes, int, int]:
+    return r.session.id, r.session.round, SERVER
+
+
+def _learn(r: Round, victim: int, got: Equivocation) -> np.ndarray | None:
+    """The attacker's reconstruction of x_victim: b_victim and s_w^SK of every partner w the
+    victim masked with, each from t shares; None when some secret is short."""
+    t = r.proto.threshold
+    partners = r.partners[victim]
+    if len(got.b_shares.get(victim, [])) < t:
+        return None
+    if any(len(got.s_shares.get(w, [])) < t for w in partners):
+        return None
+    b_seed = _rebuild(t, got.b_shares[victim])
+    s_keys = {w: KeyPair.from_private_bytes(_rebuild(t, got.s_shares[w])) for w in partners}
+    return r.strip(victim, b_seed, s_keys)
+
+
+def _views_secaggplus(r: Round, victim: int, groups: int = 3) -> dict[int, tuple[int, ...]]:
+    """The group attack on a Harary graph: clients are put in ``groups`` classes by their
+    ring offset from the victim (mod ``groups``); class i is shown U3 = everyone except the
+    victim's neighbours outside class i. Every neighbour sees the victim alive (b_victim
+    shares), and each neighbour w is 'dropped' for the 2/3 of its own neighbours outside its
+    class (s_w shares): with k = 26, t = 16 that is 18 >= t for every w."""
+    graph = r.server.graph
+    ring, n = graph._ring, r.n
+    pos = {u: i for i, u in enumerate(ring)}
+    offset = {u: (pos[u] - pos[victim] + n // 2) % n - n // 2 for u in ring}
+    cls = {u: offset[u] % groups for u in ring}
+    near = graph.neighbours(victim)
+    return {u: tuple(v for v in range(n) if v not in near or cls[v] == cls[u]) for u in range(n)}
+
+
+def _views_secagg(n: int, t: int) -> tuple[dict[int, set[int]], dict[int, tuple[int, ...]]]:
+    """The complete-graph attack on client 0, n = 10, t = 6 (it works with any t < n - 3 or
+    so; t = 6 > n/2 shows that even fcp's full-graph threshold, against which two halves shown
+    two sets fail, does not stop it without signatures). Client 0 is forwarded the boxes of P = {1..6} only, so it masks with P alone. Each
+    client is shown a set of exactly t that leaves out 4 members of P: 7, 8, 9 leave out
+    {1,2,3,4}, {3,4,5,6}, {1,2,5,6}; each p in P keeps only itself and the next member of P.
+    Then each w in P is 'dropped' for 2 outsiders and 4 members of P (t = 6 s_w shares), and
+    everyone sees client 0 alive (9 b_0 shares)."""
+    assert (n, t) == (10, 6)
+    members = [1, 2, 3, 4, 5, 6]
+    out = {7: {1, 2, 3, 4}, 8: {3, 4, 5, 6}, 9: {1, 2, 5, 6}, 0: set()}
+    for i, p in enumerate(members):
+        out[p] = set(members) - {p, members[(i + 1) % len(members)]}
+    views = {u: tuple(v for v in range(n) if v not in out[u]) for u in range(n)}
+    return {0: set(members)}, views
 
 
 def test_server_claiming_a_live_client_dropped_learns_nothing_about_it() -> None:
@@ -115,16 +240,14 @@ def test_server_claiming_a_live_client_dropped_learns_nothing_about_it() -> None
     victim = 3
     lie = tuple(c for c in range(N) if c != victim)
     t = r.proto.threshold
-    shamir = Shamir(t)
     s_shares, b_shares = [], []
     for c in lie:
         resp = r.clients[c].receive(_wire(replace(requests[c], survivors=lie)))
         assert all(s.owner != victim for s in resp.self_mask_shares)
         s_shares += [(c + 1, s.share) for s in resp.key_shares if s.owner == victim]
     assert len(s_shares) >= t  # the server really does rebuild s_v^SK ...
-    xs = [x for x, _ in s_shares]
-    ys = np.stack([shamir.share_from_bytes(y) for _, y in s_shares])[:, None, :]
-    s_v = KeyPair.from_private_bytes(shamir.reconstruct(xs, ys)[0])
+    s_v = KeyPair.from_private_bytes(_rebuild(t, s_shares))
+    assert s_v.public == r.clients[victim]._s.public  # ... the victim's own key ...
     # ... and strips every pairwise mask from y_v
     residue = r.masked[victim].copy()
     masker = Masker(r.proto.quantizer.ring, D)
@@ -141,60 +264,71 @@ def test_server_claiming_a_live_client_dropped_learns_nothing_about_it() -> None
     # asking again, now with v "alive", to get b_v shares: every client refuses
     for c in lie:
         with pytest.raises(OutOfPhaseError):
-            r.clients[c].receive(_wire(requests[c]))
+            resp = r.clients[c].receive(_wire(requests[c]))
+            b_shares += [s for s in resp.self_mask_shares if s.owner == victim]
     assert not b_shares
 
 
-def test_equivocating_server_cannot_collect_both_kinds_of_shares() -> None:
-    """Without the consistency check, the server shows half the clients 'v dropped' and the
-    others 'v survived'. With the semi-malicious threshold (t > k/2) one half is below t."""
-    r = Round()
-    requests = r.up_to_unmasking()
-    victim, t = 0, r.proto.threshold
-    everyone = tuple(range(N))
-    without = tuple(c for c in everyone if c != victim)
-    others = list(without)
-    half_a, half_b = others[: len(others) // 2], others[len(others) // 2 :]
-    got_s = got_b = 0
-    for c in half_a:
-        resp = r.clients[c].receive(_wire(replace(requests[c], survivors=without)))
-        got_s += sum(s.owner == victim for s in resp.key_shares)
-    for c in half_b:
-        resp = r.clients[c].receive(_wire(requests[c]))
-        got_b += sum(s.owner == victim for s in resp.self_mask_shares)
-    assert min(got_s, got_b) < t
+def _equivocation_round(name: str, signed: bool) -> tuple[Round, Equivocation]:
+    if name == "secaggplus":
+        r = Round(name, n=100, d=512, consistency_check=signed, dropout_rate=0.1)
+        assert (r.proto.num_neighbors, r.proto.threshold) == (26, 16)
+        requests = r.up_to_unmasking()
+        views = _views_secaggplus(r, 0)
+    else:
+        r = Round(name, n=10, d=512, consistency_check=signed, dropout_rate=0.1, threshold=6)
+        forward, views = _views_secagg(r.n, r.proto.threshold)
+        requests = r.up_to_unmasking(forward)
+    return r, _equivocate(r, requests, views)
 
 
-def test_consistency_check_exposes_a_server_showing_two_survivor_sets() -> None:
-    r = Round(consistency_check=True)
-    requests = r.up_to_unmasking()
-    assert all(isinstance(m, SurvivorsRequest) for m in requests.values())
-    victim = 0
-    without = tuple(c for c in range(N) if c != victim)
-    sigs_a, sigs_b = {}, {}
-    for c in range(1, N):
-        shown = without if c % 2 else requests[c].survivors
-        sig = r.clients[c].receive(_wire(replace(requests[c], survivors=shown)))
-        (sigs_a if c % 2 else sigs_b)[c] = sig.signature
-    for c in range(1, N):
-        shown = without if c % 2 else requests[c].survivors
-        sigs = sigs_a if c % 2 else sigs_b
-        req = UnmaskRequest(
-            r.session.id,
-            0,
-            SERVER,
-            shown,
-            tuple(SignatureOf(u, s) for u, s in sorted(sigs.items())),
-        )
-        with pytest.raises(RefusedRequestError):  # fewer than t signatures on either set
-            r.clients[c].receive(_wire(req))
-        # forging the missing signatures does not help
-        forged = tuple(SignatureOf(u, bytes(64)) for u in shown if u not in sigs)
-        padded = replace(
-            req, signatures=tuple(sorted(req.signatures + forged, key=lambda s: s.client))
-        )
-        with pytest.raises((AuthenticationError, RefusedRequestError)):
-            r.clients[c].receive(_wire(padded))
+@pytest.mark.parametrize("name", ["secagg", "secaggplus"])
+def test_without_signatures_an_equivocating_server_reads_one_input(name: str) -> None:
+    """The documented limit of the unsigned mode, for both graphs: a server that shows
+    different clients different survivor sets collects b_0 and s_w^SK of every partner of
+    client 0, and reads x_0 exactly. Hence 'malicious' requires the consistency check."""
+    r, got = _equivocation_round(name, signed=False)
+    # everyone goes along; on the complete graph the victim itself balks (its set lists 7, 8,
+    # 9, whose boxes it was never forwarded), which costs the server nothing
+    assert set(got.refused) == ({0} if name == "secagg" else set())
+    learned = _learn(r, 0, got)
+    assert learned is not None
+    np.testing.assert_array_equal(learned, r.encoded[0])
+    with pytest.raises(ConfigError) as info:
+        protocols.get(name, num_clients=r.n, adversary="malicious")
+    assert info.value.parameter == "adversary"
+
+
+@pytest.mark.parametrize("name", ["secagg", "secaggplus"])
+def test_with_signatures_an_equivocating_server_learns_nothing(name: str) -> None:
+    """The same attacks with the consistency check: each set is signed only by those shown it
+    (SecAgg+: about n/3 per set; SecAgg: one), fewer than the quorum floor((n + a)/2) + 1, so
+    every client refuses to unmask and the server gets no share at all."""
+    r, got = _equivocation_round(name, signed=True)
+    assert r.proto.config.signature_quorum == {"secagg": 6, "secaggplus": 53}[name]
+    assert got.refused == dict.fromkeys(range(r.n), RefusedRequestError)
+    assert not got.b_shares and not got.s_shares
+    assert _learn(r, 0, got) is None
+
+
+def test_a_roster_packed_by_the_server_is_refused_with_signatures() -> None:
+    """Signed mode draws the graph over the directory: a server that shows a client a roster of
+    its choosing (to fill the client's neighbourhood with colluders) is refused by name."""
+    r = Round(
+        "secaggplus",
+        n=20,
+        d=64,
+        num_neighbors=8,
+        threshold=6,
+        consistency_check=True,
+        dropout_rate=0.1,
+        corrupted_fraction=0.0,
+    )
+    requests = r.step(None)
+    packed = replace(requests[0], roster=tuple(range(9)))
+    with pytest.raises(RefusedRequestError, match="directory"):
+        r.clients[0].receive(_wire(packed))
+    assert r.clients[0].receive(_wire(requests[0])) is not None  # the real one still works
 
 
 def test_replayed_and_out_of_phase_messages_are_rejected_and_change_nothing() -> None:

@@ -139,6 +139,13 @@ class SecAggPlusClient(ClientMachine[Phase]):
         )
         if config.consistency_check and credentials is None:
             raise LocalProtocolError("consistency_check needs the client's credentials")
+        if config.consistency_check and credentials is not None:
+            if len(credentials.directory) != config.num_clients:
+                raise LocalProtocolError(
+                    f"the signing-key directory lists {len(credentials.directory)} clients, "
+                    f"num_clients is {config.num_clients}: the signature quorum and the graph "
+                    "are drawn over the whole directory"
+                )
         self._config = config
         self._params = config.parameters
         self._quantizer = quantizer
@@ -221,15 +228,34 @@ class SecAggPlusClient(ClientMachine[Phase]):
         roster = check_id_list(msg.roster, "the roster")
         if self.identity not in roster:
             raise RefusedRequestError(f"client {self.identity} is not on the roster", sender=SERVER)
+        if self._credentials is not None and msg.roster != tuple(
+            sorted(self._credentials.directory)
+        ):
+            # signed mode: the graph is drawn over the fixed directory, so a server cannot pack
+            # this client's neighbourhood by showing it a roster of its choosing
+            raise RefusedRequestError(
+                "the roster is not the directory of signing keys", sender=SERVER
+            )
         graph = NeighbourGraph(
             roster, self._params.num_neighbors, graph_seed(self.session.id, self.session.round)
         )
-        neighbours = graph.neighbours(self.identity)
+        all_neighbours = graph.neighbours(self.identity)
         got = [k.client for k in msg.keys]
-        if got != sorted(neighbours):
+        if self._credentials is not None:
+            # neighbours that advertised no keys are out of U1 (dropped before sharing)
+            check_id_list(tuple(got), "the neighbours' keys")
+            neighbours = all_neighbours & frozenset(got)
+            if len(neighbours) != len(got):
+                raise RoutingError(
+                    f"keys of non-neighbours {sorted(set(got) - all_neighbours)}", sender=SERVER
+                )
+        elif got != sorted(all_neighbours):
             raise RoutingError(
-                f"expected the keys of neighbours {sorted(neighbours)}, got {got}", sender=SERVER
+                f"expected the keys of neighbours {sorted(all_neighbours)}, got {got}",
+                sender=SERVER,
             )
+        else:
+            neighbours = all_neighbours
         deferred = [k.client for k in msg.keys if k.s_pk == b""]
         if deferred and (len(deferred) != len(msg.keys) or self._credentials is not None):
             raise RemoteProtocolError(
@@ -381,10 +407,10 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 f"the survivor set omits client {self.identity}, which sent its masked input",
                 sender=SERVER,
             )
-        if len(u3) < self._params.min_survivors:
+        if len(u3) < self._config.survivors_needed:
             raise RefusedRequestError(
                 f"refusing to unmask a sum of {len(u3)} inputs "
-                f"(min_survivors={self._params.min_survivors})",
+                f"(at least {self._config.survivors_needed} needed)",
                 sender=SERVER,
             )
         strangers = (u3 & set(self._peers)) - set(self._held)
@@ -435,9 +461,11 @@ class SecAggPlusClient(ClientMachine[Phase]):
             raise RefusedRequestError(
                 "signatures must come once each from survivors", sender=SERVER
             )
-        if len(signers) < self._shamir.threshold:
+        quorum = self._config.signature_quorum
+        if len(signers) < quorum:
             raise RefusedRequestError(
-                f"{len(signers)} signatures of the survivor set, t={self._shamir.threshold} needed",
+                f"{len(signers)} signatures of the survivor set, {quorum} needed (more than "
+                "(n + floor(gamma n)) / 2: only then is it the round's one survivor set)",
                 sender=SERVER,
             )
         signed = survivors_message(msg.survivors, self.session)

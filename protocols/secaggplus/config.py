@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 from secagg.errors import ConfigError
-from secagg.graph import Adversary, check_parameters, find_parameters, security_threshold
+from secagg.graph import (
+    Adversary,
+    check_parameters,
+    find_parameters,
+    security_threshold,
+    signature_quorum,
+)
 from secagg.protocol import CommonConfig
 
 __all__ = ["MaskingParameters", "SecAggPlusConfig"]
@@ -54,13 +61,18 @@ class SecAggPlusConfig(CommonConfig):
     corrupted_fraction:
         gamma: the largest fraction of clients colluding with the server.
     adversary:
-        ``"semi-malicious"`` (default: the server may lie about who dropped) or
-        ``"semi-honest"``.
+        What the server may do (:class:`~secagg.graph.Adversary`): ``"semi-honest"``;
+        ``"semi-malicious"`` (the default: it may claim live clients dropped, showing every
+        client the same survivor set); ``"malicious"`` (it may also show different survivor
+        sets or rosters to different clients: needs ``consistency_check=True``). Without
+        signatures a sparse graph (``secaggplus``) does not resist an equivocating server;
+        the complete graph (``secagg``) does, by its threshold (see the SPECs).
     consistency_check:
-        Run Bonawitz's ConsistencyCheck round: clients sign the survivor set and check t
-        signatures before unmasking. Needs signing keys (a PKI). Off chain this is what stops a
-        server from showing different survivor sets to different clients; on chain the survivor
-        set comes from the contract instead.
+        Run Bonawitz's ConsistencyCheck round: clients sign the survivor set and unmask only
+        for one signed by :attr:`signature_quorum` clients, more than (n + floor(gamma n)) / 2,
+        so at most one survivor set per round can be unmasked; the graph is then drawn over the
+        directory of signing keys, not over the roster the server reports. Needs signing keys
+        (a PKI). On chain the survivor set comes from the contract instead.
     min_survivors:
         Clients refuse to unmask (and the server aborts) when fewer than this many masked inputs
         are in the sum: the smallest set whose sum may be revealed. Default: t.
@@ -88,6 +100,13 @@ class SecAggPlusConfig(CommonConfig):
             raise ConfigError(
                 f"consistency_check must be a bool, got {self.consistency_check!r}",
                 parameter="consistency_check",
+            )
+        if adversary is Adversary.MALICIOUS and not self.consistency_check:
+            raise ConfigError(
+                "against a malicious server (one that may show different survivor sets to "
+                "different clients) the consistency check is required: set "
+                "consistency_check=True and give every client a signing key and the directory",
+                parameter="adversary",
             )
         k, t = self.num_neighbors, self.threshold
         for name, value in (("num_neighbors", k), ("threshold", t)):
@@ -118,6 +137,16 @@ class SecAggPlusConfig(CommonConfig):
                 f"min_survivors must be an int in [threshold={t}, num_clients={n}], got {m!r}",
                 parameter="min_survivors",
             )
+        if self.consistency_check:
+            q = signature_quorum(n, self.corrupted_fraction)
+            expected = n - math.ceil((self.dropout_rate - 1e-14) * n)
+            if q > expected:
+                raise ConfigError(
+                    f"the consistency check needs {q} signatures (more than (n + "
+                    f"floor(gamma n)) / 2), but only {expected} of {n} clients are expected to "
+                    f"survive dropout_rate={self.dropout_rate}",
+                    parameter="dropout_rate",
+                )
         object.__setattr__(self, "num_neighbors", k)
         object.__setattr__(self, "threshold", t)
         object.__setattr__(self, "min_survivors", m)
@@ -128,6 +157,22 @@ class SecAggPlusConfig(CommonConfig):
         t, k, m = self.threshold, self.num_neighbors, self.min_survivors
         assert t is not None and k is not None and m is not None  # set by __post_init__
         return MaskingParameters(t, k, m)
+
+    @property
+    def signature_quorum(self) -> int:
+        """q: signatures on U3 a client needs before it unmasks (consistency check only).
+
+        floor((n + floor(gamma n)) / 2) + 1: at most one survivor set per round can be signed
+        by q clients (:func:`secagg.graph.signature_quorum`).
+        """
+        return signature_quorum(self.num_clients, self.corrupted_fraction)
+
+    @property
+    def survivors_needed(self) -> int:
+        """The fewest masked inputs a round can finish with: ``min_survivors``, and with the
+        consistency check at least :attr:`signature_quorum` (the signers are survivors)."""
+        m = self.parameters.min_survivors
+        return max(m, self.signature_quorum) if self.consistency_check else m
 
     @property
     def adversary_model(self) -> Adversary:

@@ -116,6 +116,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._params = config.parameters
         self._ring = ring
         self._directory = directory
+        if roster is None and config.consistency_check and directory is not None:
+            roster = directory.keys()  # signed: the graph is drawn over the fixed directory
         self._roster = None if roster is None else frozenset(roster)
         self._shamir = Shamir(self._params.threshold)
         self._keys: dict[int, PublicKeys] = {}  # U1
@@ -197,9 +199,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
         u = msg.sender
         self._require_member(u, self._keys, "U1 (it advertised no keys)")
         receivers = [share.peer for share in msg.shares]
-        if sorted(receivers) != sorted(self.graph.neighbours(u)) or len(set(receivers)) != len(
-            receivers
-        ):
+        expected = sorted(self.graph.neighbours(u) & self._keys.keys())
+        if sorted(receivers) != expected or len(set(receivers)) != len(receivers):
             raise RoutingError(
                 "a ShareKeys message needs exactly one box per neighbour in U1", sender=u
             )
@@ -277,7 +278,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         return replies
 
     def _close_keys(self) -> dict[int, Message]:
-        t, m = self._shamir.threshold, self._params.min_survivors
+        t, m = self._shamir.threshold, self._config.survivors_needed
         if len(self._keys) < max(m, t + 1):
             raise self._abort(
                 "too-few-clients",
@@ -306,11 +307,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
             if not short:
                 break
             u2 -= short
-        if len(u2) < self._params.min_survivors:
+        if len(u2) < self._config.survivors_needed:
             raise self._abort(
                 "too-few-survivors",
                 f"{len(u2)} clients shared keys with enough live neighbours, "
-                f"min_survivors={self._params.min_survivors}",
+                f"{self._config.survivors_needed} needed",
             )
         self._u2 = frozenset(u2)
         return {
@@ -325,11 +326,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
         }
 
     def _close_inputs(self) -> dict[int, Message]:
-        if len(self._u3) < self._params.min_survivors:
+        if len(self._u3) < self._config.survivors_needed:
             raise self._abort(
                 "too-few-survivors",
-                f"{len(self._u3)} masked inputs arrived, "
-                f"min_survivors={self._params.min_survivors}",
+                f"{len(self._u3)} masked inputs arrived, {self._config.survivors_needed} needed",
             )
         self._survivors = tuple(sorted(self._u3))
         if self._config.consistency_check:
@@ -339,11 +339,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
         return {u: request for u in self._survivors}
 
     def _close_signatures(self) -> dict[int, Message]:
-        t = self._shamir.threshold
-        if len(self._signatures) < t:
+        quorum = self._config.signature_quorum
+        if len(self._signatures) < quorum:
             raise self._abort(
                 "too-few-signatures",
-                f"{len(self._signatures)} clients signed the survivor set, t={t} needed",
+                f"{len(self._signatures)} clients signed the survivor set, {quorum} needed",
             )
         signatures = tuple(SignatureOf(u, sig) for u, sig in sorted(self._signatures.items()))
         request = UnmaskRequest(*self._header(), self._survivors, signatures)
