@@ -65,8 +65,7 @@ class SecAggPlusConfig(CommonConfig):
         ``"semi-malicious"`` (the default: it may claim live clients dropped, showing every
         client the same survivor set); ``"malicious"`` (it may also show different survivor
         sets or rosters to different clients: needs ``consistency_check=True``). Without
-        signatures a sparse graph (``secaggplus``) does not resist an equivocating server;
-        the complete graph (``secagg``) does, by its threshold (see the SPECs).
+        signatures no graph resists an equivocating server (``SPEC.md``, *Equivocation*).
     consistency_check:
         Run Bonawitz's ConsistencyCheck round: clients sign the survivor set and unmask only
         for one signed by :attr:`signature_quorum` clients, more than (n + floor(gamma n)) / 2,
