@@ -41,6 +41,7 @@ from typing import Any
 from secagg import wire
 from secagg.errors import AbortError, RemoteProtocolError, UnknownSenderError
 from secagg.graph import NeighbourGraph, graph_seed
+from secagg.primitives.x25519 import validate_public_key
 from secagg.protocol import KEY_HOLDER, SERVER, AggregateResult, KeyMaterial, Protocol, Session
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.he.messages import DecryptedSum, EncryptedInput, EncryptedSum
@@ -146,10 +147,14 @@ def decode_blob(proto: Protocol[Any], data: bytes, expected: type[Message], send
 
 def server_keys(proto: SecAggPlus, record: RoundRecord, me: int) -> ServerKeys:
     """Client ``me``'s ServerKeys: the roster and its neighbours' registered c_v^PK, with
-    s_v^PK deferred (they are posted with the shares, see ``set_masking_keys``)."""
+    s_v^PK deferred (they are posted with the shares, see ``set_masking_keys``). A neighbour
+    that registered a key nobody can agree with (a small-order point) is left out: it is not
+    in U1 for anyone."""
     graph = _graph(proto, record)
     keys = tuple(
-        PublicKeys(v, record.agreement_keys[v], b"", b"") for v in sorted(graph.neighbours(me))
+        PublicKeys(v, record.agreement_keys[v], b"", b"")
+        for v in sorted(graph.neighbours(me))
+        if _usable_key(record.agreement_keys[v])
     )
     return ServerKeys(record.session.id, record.session.round, SERVER, graph.roster, keys)
 
@@ -234,6 +239,14 @@ def replay(
 def _graph(proto: SecAggPlus, record: RoundRecord) -> NeighbourGraph:
     seed = graph_seed(record.session.id, record.session.round)
     return NeighbourGraph(record.roster, proto.num_neighbors, seed)
+
+
+def _usable_key(public: bytes) -> bool:
+    try:
+        validate_public_key(public)
+    except RemoteProtocolError:
+        return False
+    return True
 
 
 def _advertised(record: RoundRecord, u: int) -> AdvertiseKeys:

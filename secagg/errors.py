@@ -158,6 +158,11 @@ class AuthenticationError(RemoteProtocolError):
     """An authenticity check failed: AEAD tag, signature, or a low-order public key."""
 
 
+class WeakKeyError(AuthenticationError):
+    """An X25519 public key of small order: every agreement with it is all zero, so nobody
+    can agree a key with its sender. Raised where the key arrives; its sender is left out."""
+
+
 class CiphertextError(RemoteProtocolError):
     """A homomorphic ciphertext that does not parse, or does not fit the task's keys and
     parameters (another modulus, scale or level; out of Z*_{n^2}; wrong count or size)."""

@@ -5,6 +5,7 @@ aggregator attack the claims; every posted model is recomputed by ``verify_round
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -274,12 +275,54 @@ class Impostor(Participant):
         return super().encode_posting(phase, message)
 
 
+SMALL_ORDER_POINT = bytes.fromhex(
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
+)  # order 8 (RFC 7748 §6.1): every X25519 agreement with it is all zero
+
+
+class WeakAgreementKey(Participant):
+    """Registers a small-order c_u^PK: no neighbour can encrypt a share box to it."""
+
+    def register(self) -> None:
+        real = self.identity.agreement_key
+        self.identity = replace(self.identity, agreement_key=_PublicOnly(SMALL_ORDER_POINT))
+        try:
+            super().register()
+        finally:
+            self.identity = replace(self.identity, agreement_key=real)
+
+
+class _PublicOnly:
+    def __init__(self, public: bytes) -> None:
+        self.public = public
+
+
+class WeakMaskingKey(Participant):
+    """Posts a small-order s_u^PK with its shares: nobody's pairwise mask with it would be
+    secret, and every neighbour's agreement with it fails."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        contracts = self.contracts
+
+        class Lying:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(contracts, name)
+
+            def share_keys(self, account: Any, task_id: int, _key: bytes, cid: bytes) -> Any:
+                return contracts.share_keys(account, task_id, SMALL_ORDER_POINT, cid)
+
+        self.contracts = Lying()  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("cheater", "error"),
     [
         (GarbageBundle, "WireError"),
         (ShortInput, "WrongLengthError"),
         (Impostor, "UnknownSenderError"),
+        (WeakAgreementKey, "WeakKeyError"),
+        (WeakMaskingKey, "WeakKeyError"),
     ],
 )
 def test_a_cheaters_blob_is_rejected_by_name_and_the_honest_round_goes_on(

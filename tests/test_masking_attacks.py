@@ -20,6 +20,7 @@ from secagg.errors import (
     OutOfPhaseError,
     RefusedRequestError,
     UnknownSenderError,
+    WeakKeyError,
     WrongLengthError,
     WrongRingError,
     WrongSessionError,
@@ -215,11 +216,12 @@ def _views_secaggplus(r: Round, victim: int, groups: int = 3) -> dict[int, tuple
 
 
 def _views_secagg(n: int, t: int) -> tuple[dict[int, set[int]], dict[int, tuple[int, ...]]]:
-    """The complete-graph attack on client 0, n = 10, t = 6 (it works with any t < n - 3 or
-    so; t = 6 > n/2 shows that even fcp's full-graph threshold, against which two halves shown
-    two sets fail, does not stop it without signatures). Client 0 is forwarded the boxes of P = {1..6} only, so it masks with P alone. Each
-    client is shown a set of exactly t that leaves out 4 members of P: 7, 8, 9 leave out
-    {1,2,3,4}, {3,4,5,6}, {1,2,5,6}; each p in P keeps only itself and the next member of P.
+    """The complete-graph attack on client 0, n = 10, t = 6 (t = 6 > n/2 shows that even fcp's
+    full-graph threshold, against which two halves shown two sets fail, does not stop it
+    without signatures). Client 0 is forwarded the boxes of P = {1..6} only, so it masks with
+    P alone. Each client is shown a set of exactly t that leaves out 4 members of P: 7, 8, 9
+    leave out {1,2,3,4}, {3,4,5,6}, {1,2,5,6}; each p in P keeps only itself and the next
+    member of P.
     Then each w in P is 'dropped' for 2 outsiders and 4 members of P (t = 6 s_w shares), and
     everyone sees client 0 alive (9 b_0 shares)."""
     assert (n, t) == (10, 6)
@@ -508,3 +510,46 @@ def test_masked_vectors_are_uniform_and_independent_of_the_input(scale: float) -
         enc = r.proto.quantizer.ring.to_signed(r.encoded[c]).astype(np.float64)
         if enc.std() > 0:
             assert abs(np.corrcoef(y.astype(np.float64), enc)[0, 1]) < 0.1
+
+
+SMALL_ORDER_POINT = bytes.fromhex(
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
+)  # order 8 (RFC 7748 §6.1)
+
+
+@pytest.mark.parametrize("field", ["c_pk", "s_pk"])
+def test_a_small_order_key_is_refused_where_it_arrives_and_the_round_completes(
+    field: str,
+) -> None:
+    """A client advertising a small-order X25519 key would make every neighbour's agreement
+    fail (and abort the round): the server refuses it by name, the client is out of U1, and
+    the others get the exact sum. A server that passes such a key on is refused by clients."""
+    r = Round("secaggplus", num_neighbors=4, threshold=3)
+    cheat = 2
+    phase = r.server.state
+    for c, client in r.clients.items():
+        out = client.start()
+        if c == cheat:
+            with pytest.raises(WeakKeyError) as info:
+                r.server.receive(_wire(replace(out, **{field: SMALL_ORDER_POINT})))
+            assert info.value.sender == cheat
+            continue
+        r.server.receive(_wire(out))
+    replies = r.server.on_deadline(phase)
+    assert cheat not in replies
+    victim = min(replies)
+    other = next(k for k in replies[victim].keys)
+    forged = replace(
+        replies[victim],
+        keys=tuple(
+            replace(k, **{field: SMALL_ORDER_POINT}) if k is other else k
+            for k in replies[victim].keys
+        ),
+    )
+    with pytest.raises(WeakKeyError):
+        r.clients[victim].receive(_wire(forged))
+    del r.clients[cheat]
+    r.step(r.step(r.step(replies)))
+    assert r.server.result.survivors == set(range(N)) - {cheat}
+    want = r.proto.quantizer.ring.sum((r.encoded[c] for c in r.server.result.survivors), D)
+    np.testing.assert_array_equal(r.server.result.ring_sum, want)

@@ -24,7 +24,7 @@ from secagg.graph import NeighbourGraph, graph_seed
 from secagg.primitives.aead import AeadKey
 from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SignedPurpose, signed_message, verify
-from secagg.primitives.x25519 import KeyPair
+from secagg.primitives.x25519 import KeyPair, validate_public_key
 from secagg.protocol import SERVER, ClientMachine, Credentials, Event, Session, Terminal
 from secagg.quantize import Quantizer
 from secagg.randomness import RandomSource
@@ -241,21 +241,13 @@ class SecAggPlusClient(ClientMachine[Phase]):
         )
         all_neighbours = graph.neighbours(self.identity)
         got = [k.client for k in msg.keys]
-        if self._credentials is not None:
-            # neighbours that advertised no keys are out of U1 (dropped before sharing)
-            check_id_list(tuple(got), "the neighbours' keys")
-            neighbours = all_neighbours & frozenset(got)
-            if len(neighbours) != len(got):
-                raise RoutingError(
-                    f"keys of non-neighbours {sorted(set(got) - all_neighbours)}", sender=SERVER
-                )
-        elif got != sorted(all_neighbours):
+        # neighbours whose keys are missing are out of U1 (they advertised none, or bad ones)
+        check_id_list(tuple(got), "the neighbours' keys")
+        neighbours = all_neighbours & frozenset(got)
+        if len(neighbours) != len(got):
             raise RoutingError(
-                f"expected the keys of neighbours {sorted(all_neighbours)}, got {got}",
-                sender=SERVER,
+                f"keys of non-neighbours {sorted(set(got) - all_neighbours)}", sender=SERVER
             )
-        else:
-            neighbours = all_neighbours
         deferred = [k.client for k in msg.keys if k.s_pk == b""]
         if deferred and (len(deferred) != len(msg.keys) or self._credentials is not None):
             raise RemoteProtocolError(
@@ -267,6 +259,8 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 raise RemoteProtocolError(f"client {keys.client}'s keys are not 32 bytes")
             if keys.c_pk in seen or keys.s_pk in seen or keys.c_pk == keys.s_pk:
                 raise RemoteProtocolError(f"client {keys.client}'s keys repeat other keys")
+            for key in (keys.c_pk, keys.s_pk) if keys.s_pk else (keys.c_pk,):
+                validate_public_key(key, sender=SERVER)  # the server let a weak key through
             seen |= {keys.c_pk, keys.s_pk} - {b""}
             if self._credentials is not None:
                 directory = self._credentials.directory
@@ -340,6 +334,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 raise RemoteProtocolError(
                     f"client {v}'s masking key is not a fresh 32-byte key", sender=v
                 )
+            validate_public_key(s_pk, sender=v)
             taken.add(s_pk)
         for v, s_pk in keys.items():
             peer = self._peers[v]

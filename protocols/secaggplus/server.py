@@ -29,7 +29,7 @@ from secagg.graph import NeighbourGraph, graph_seed
 from secagg.primitives.aead import OVERHEAD
 from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import verify
-from secagg.primitives.x25519 import KeyPair
+from secagg.primitives.x25519 import KeyPair, validate_public_key
 from secagg.protocol import SERVER, AggregateResult, Event, ServerMachine, Session, Terminal
 from secagg.ring import Ring
 from secagg.wire import Message
@@ -187,6 +187,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
             self._require_member(u, self._roster, "the roster")
         if len(msg.c_pk) != 32 or len(msg.s_pk) != 32 or msg.c_pk == msg.s_pk:
             raise RemoteProtocolError("c_pk and s_pk must be two distinct 32-byte keys", sender=u)
+        for key in (msg.c_pk, msg.s_pk):  # a small-order key would fail every neighbour's
+            validate_public_key(key, sender=u)  # agreement: refuse it before anyone uses it
         taken = {k for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
         if msg.c_pk in taken or msg.s_pk in taken:
             raise RemoteProtocolError("public keys repeat another client's keys", sender=u)
@@ -199,8 +201,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
         u = msg.sender
         self._require_member(u, self._keys, "U1 (it advertised no keys)")
         receivers = [share.peer for share in msg.shares]
-        expected = sorted(self.graph.neighbours(u) & self._keys.keys())
-        if sorted(receivers) != expected or len(set(receivers)) != len(receivers):
+        # one box per neighbour in U1; with a roster fixed in advance (on chain), boxes for
+        # roster neighbours that then advertised no keys are allowed and never forwarded
+        neighbours = self.graph.neighbours(u)
+        required = neighbours & self._keys.keys()
+        if len(set(receivers)) != len(receivers) or not required <= set(receivers) <= neighbours:
             raise RoutingError(
                 "a ShareKeys message needs exactly one box per neighbour in U1", sender=u
             )

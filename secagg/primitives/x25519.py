@@ -8,20 +8,41 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError
+from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError, WeakKeyError
 from secagg.primitives.secret import SecretHolder
 from secagg.randomness import RandomSource
 
 __all__ = ["KEY_BYTES", "KeyPair", "agree", "validate_public_key"]
 
 KEY_BYTES = 32
+_SMALL_ORDER_PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, KEY_BYTES + 1)))
+"""A fixed, public scalar: only used to test public keys for small order."""
 
 
 def validate_public_key(public: bytes, *, sender: int | None = None) -> bytes:
-    """Return ``public`` if it is 32 bytes, else raise :class:`RemoteProtocolError`."""
+    """Return ``public`` if it is a usable X25519 public key.
+
+    Every X25519 scalar is clamped to a multiple of the cofactor 8, so a point of small order
+    (RFC 7748 §6.1; the 12 encodings of the 8 such points, canonical or not) gives an all-zero
+    shared secret with *any* private key. One agreement with a fixed public scalar finds them.
+
+    Raises
+    ------
+    RemoteProtocolError
+        The key is not 32 bytes.
+    WeakKeyError
+        The key is a small-order point.
+    """
     if not isinstance(public, bytes) or len(public) != KEY_BYTES:
         size = len(public) if isinstance(public, bytes) else type(public).__name__
         raise RemoteProtocolError(f"X25519 public key must be 32 bytes, got {size}", sender=sender)
+    try:
+        _SMALL_ORDER_PROBE.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:  # cryptography refuses the all-zero shared secret
+        raise WeakKeyError(
+            "X25519 public key is a small-order point (every shared secret would be zero)",
+            sender=sender,
+        ) from None
     return public
 
 
