@@ -175,12 +175,17 @@ class AbortError(SecAggError):
     ----------
     reason:
         A short machine-readable reason, e.g. ``"too-few-survivors"``.
+    culprits:
+        The clients whose misbehaviour made the round impossible, when it is known (e.g. the
+        dealer of share boxes that did not open): a driver can leave them out of the next
+        round.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, culprits: frozenset[int] = frozenset()) -> None:
         super().__init__(f"round aborted ({reason}): {detail}")
         self.reason = reason
         self.detail = detail
+        self.culprits = culprits
 
 
 class CryptoError(SecAggError):

@@ -275,6 +275,28 @@ class Impostor(Participant):
         return super().encode_posting(phase, message)
 
 
+class SpoiledBox(Participant):
+    """Posts a bundle whose first share box is garbage of the right size."""
+
+    def encode_posting(self, phase: Phase, message: Message) -> bytes:
+        if phase is Phase.SHARE_KEYS and isinstance(message, ShareKeys):
+            first, *rest = message.shares
+            spoiled = replace(first, box=bytes(len(first.box)))
+            message = replace(message, shares=(spoiled, *rest))
+        return super().encode_posting(phase, message)
+
+
+def test_a_share_box_that_does_not_open_costs_its_receiver_nothing_on_chain() -> None:
+    """Client 5's box for one neighbour is garbage: that neighbour names 5 in its revealed
+    masked input and goes on; 5's other holders rebuild its self mask; the round finalizes with
+    all six in the sum and verifies (before, the receiver left the round at COMMIT)."""
+    result = run(**{**SMALL, "rounds": 1}, participant_classes={5: SpoiledBox})
+    (r,) = result.rounds
+    assert r.outcome == "finalized" and r.verified, r.notes
+    assert r.survivors == [0, 1, 2, 3, 4, 5]
+    assert not any("left at" in n for n in r.notes), r.notes
+
+
 SMALL_ORDER_POINT = bytes.fromhex(
     "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
 )  # order 8 (RFC 7748 §6.1): every X25519 agreement with it is all zero

@@ -457,18 +457,72 @@ def test_corrupt_key_shares_of_a_dropped_client_are_caught(corrupt: int) -> None
 
 
 def test_a_server_relabelling_share_boxes_is_caught_by_the_aead() -> None:
+    """Boxes are AEAD-bound to sender and receiver: two swapped boxes open nothing, the
+    receiver names both senders, holds none of their shares, and the round still gives the
+    exact sum (their secrets have enough other holders)."""
     r = Round()
     replies = r.step(None)
     forwards = r.step(replies)
     msg: ForwardedShares = forwards[0]
     a, b = msg.shares[0], msg.shares[1]
-    swapped = replace(
+    forwards[0] = replace(
         msg, shares=(EncryptedShare(a.peer, b.box), EncryptedShare(b.peer, a.box), *msg.shares[2:])
     )
-    with pytest.raises(AuthenticationError):
-        r.clients[0].receive(_wire(swapped))
-    assert r.clients[0].state is r.proto.Phase.MASKED_INPUT  # unchanged; the real one still works
-    assert isinstance(r.clients[0].receive(_wire(msg)), MaskedInput)
+    requests = r.step(forwards)
+    assert r.server._bad_boxes == {0: {a.peer, b.peer}}
+    assert set(r.clients[0]._held) == {s.peer for s in msg.shares} - {a.peer, b.peer}
+    r.step(requests)
+    assert r.server.result.survivors == set(range(N))
+    np.testing.assert_array_equal(
+        r.server.result.ring_sum, r.proto.quantizer.ring.sum(r.encoded.values(), D)
+    )
+
+
+def _spoil_boxes(share_keys: Any, receivers: set[int]) -> Any:
+    """A ShareKeys whose boxes for ``receivers`` are garbage of the right size."""
+    boxes = tuple(
+        replace(s, box=bytes(len(s.box))) if s.peer in receivers else s for s in share_keys.shares
+    )
+    return replace(share_keys, shares=boxes)
+
+
+@pytest.mark.parametrize("spoiled", ["one", "all-but-t-minus-one"])
+def test_a_client_whose_share_boxes_do_not_open_cannot_abort_the_honest_receivers(
+    spoiled: str,
+) -> None:
+    """Client 5 sends garbage boxes. Each receiver names it in its MaskedInput and goes on
+    without its shares (it masks with it all the same). With one spoiled box the others hold
+    enough of 5's shares: the round gives the exact sum with 5 in it. With all but t - 1
+    spoiled, 5's self mask can never be rebuilt: the server aborts at MASKED_INPUT close,
+    before asking for any share, with reason ``bad-share-boxes`` and culprit 5."""
+    r = Round("secaggplus", num_neighbors=4, threshold=3)
+    cheat, t = 5, r.proto.threshold
+    replies = r.step(None)
+    phase = r.server.state
+    neighbours = sorted(r.server.graph.neighbours(cheat))
+    spoil = set(neighbours[:1] if spoiled == "one" else neighbours[: len(neighbours) - t + 1])
+    for c, client in r.clients.items():
+        out = client.receive(_wire(replies[c]))
+        r.server.receive(_wire(_spoil_boxes(out, spoil) if c == cheat else out))
+    forwards = r.server.on_deadline(phase)
+    phase = r.server.state
+    for c, client in r.clients.items():
+        out = client.receive(_wire(forwards[c]))
+        assert out.bad_boxes == ((cheat,) if c in spoil else ())
+        r.masked[c] = out.vector.copy()
+        r.server.receive(_wire(out))
+    if spoiled == "one":
+        requests = r.server.on_deadline(phase)
+        r.step(requests)
+        assert r.server.result.survivors == set(range(N))
+        np.testing.assert_array_equal(
+            r.server.result.ring_sum, r.proto.quantizer.ring.sum(r.encoded.values(), D)
+        )
+        return
+    with pytest.raises(AbortError) as info:
+        r.server.on_deadline(phase)
+    assert info.value.reason == "bad-share-boxes"
+    assert info.value.culprits == {cheat}
 
 
 @pytest.mark.parametrize("name", ["secagg", "secaggplus"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from secagg.errors import (
     AbortError,
+    AuthenticationError,
     LocalProtocolError,
     OutOfPhaseError,
     RefusedRequestError,
@@ -160,6 +161,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._b_seed: bytes | None = None
         # N(u) ∩ U2 as u sees it: v -> (share of s_v^SK, share of b_v) that v sent u
         self._held: dict[int, tuple[bytes, bytes]] = {}
+        self._partners: frozenset[int] = frozenset()  # N(u) ∩ U2: whom y_u is masked with
         self._survivors: tuple[int, ...] | None = None  # the U3 u signed
         self._revealed: dict[int, str] = {}  # owner -> "b" | "s": never both for one owner
 
@@ -356,19 +358,22 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 f"only {len(senders)} neighbours shared keys, fewer than t={t}", sender=SERVER
             )
         held = {}
+        bad = []  # senders whose box fails here: named to the server, their shares not held
         width = self._shamir.share_bytes
         for share in msg.shares:
-            plaintext = self._open(share)
+            try:
+                plaintext = self._open(share)
+            except AuthenticationError:
+                bad.append(share.peer)
+                continue
             if len(plaintext) != 2 * width:
-                raise RemoteProtocolError(
-                    f"share box holds {len(plaintext)} bytes, not {2 * width}",
-                    sender=share.peer,
-                )
+                bad.append(share.peer)
+                continue
             held[share.peer] = (plaintext[:width], plaintext[width:])
         assert self._b_seed is not None
         u = self.identity
         masks = [(self_mask_key(self._b_seed, self.session), +1)]
-        for v in sorted(held):  # every agreement is checked before the input is touched
+        for v in sorted(senders):  # every agreement is checked before the input is touched
             shared = self._s.agree(self._peers[v].s_pk, sender=v)
             masks.append((pairwise_key(shared, u, v, self.session), pairwise_sign(u, v)))
         y = self._encoded  # masked in place: the plain encoding never exists outside y
@@ -377,8 +382,10 @@ class SecAggPlusClient(ClientMachine[Phase]):
             masker.apply(y, key, sign)
         vector = self._ring.to_numpy(y)  # only the masked vector leaves the device
         self._held = held
+        self._partners = frozenset(senders)
         self._encoded = None
-        return MaskedInput(self.session.id, self.session.round, self.identity, vector)
+        header = (self.session.id, self.session.round, self.identity)
+        return MaskedInput(*header, vector, tuple(sorted(bad)))
 
     def _open(self, share: EncryptedShare) -> bytes:
         aead = AeadKey.from_shared_secret(
@@ -408,7 +415,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 f"(at least {self._config.survivors_needed} needed)",
                 sender=SERVER,
             )
-        strangers = (u3 & set(self._peers)) - set(self._held)
+        strangers = (u3 & set(self._peers)) - self._partners
         if strangers:
             raise RefusedRequestError(
                 f"neighbours {sorted(strangers)} are listed as survivors but never shared keys "

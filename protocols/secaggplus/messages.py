@@ -27,7 +27,7 @@ from secagg import wire
 from secagg.wire import Message
 
 NAME = "secaggplus"
-VERSION = 2  # 2: ShareKeys carries h_u, the commitment to b_u
+VERSION = 3  # 2: ShareKeys carries h_u, the commitment to b_u; 3: MaskedInput.bad_boxes
 
 __all__ = [
     "NAME",
@@ -137,9 +137,15 @@ class ForwardedShares(Message):
 @wire.message(NAME, VERSION, tag=5)
 @dataclass(frozen=True, slots=True, eq=False)
 class MaskedInput(Message):
-    """Client u -> server, MASKED_INPUT: y_u = x_u + PRG(b_u) + sum_v ±PRG(s_{u,v}) in Z_{2^b}^d."""
+    """Client u -> server, MASKED_INPUT: y_u = x_u + PRG(b_u) + sum_v ±PRG(s_{u,v}) in Z_{2^b}^d.
+
+    ``bad_boxes``: the senders (sorted) whose share box did not open at u, or held a
+    plaintext of the wrong size. u holds no share of their secrets; it masks with them all
+    the same (the pairwise masks do not depend on the boxes).
+    """
 
     vector: npt.NDArray[Any]
+    bad_boxes: tuple[int, ...] = ()
 
 
 @wire.message(NAME, VERSION, tag=6)

@@ -34,7 +34,7 @@ from secagg.protocol import SERVER, AggregateResult, Event, ServerMachine, Sessi
 from secagg.ring import Ring
 from secagg.wire import Message
 
-from .client import keys_message, survivors_message
+from .client import check_id_list, keys_message, survivors_message
 from .config import SecAggPlusConfig
 from .masks import Masker, pairwise_key, pairwise_sign, self_mask_commitment, self_mask_key
 from .messages import (
@@ -128,6 +128,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._u2: frozenset[int] = frozenset()
         self._sum = ring.zeros(session.dim)
         self._u3: set[int] = set()
+        self._bad_boxes: dict[int, frozenset[int]] = {}  # u -> senders whose box failed at u
         self._survivors: tuple[int, ...] = ()
         self._signatures: dict[int, bytes] = {}  # U4
         self._responders: set[int] = set()  # U5
@@ -157,9 +158,11 @@ class SecAggPlusServer(ServerMachine[Phase]):
         if sender not in members:
             raise UnknownSenderError(f"client {sender} is not in {what}", sender=sender)
 
-    def _abort(self, reason: str, detail: str) -> AbortError:
+    def _abort(
+        self, reason: str, detail: str, *, culprits: frozenset[int] = frozenset()
+    ) -> AbortError:
         self._transition(Event.ABORT)
-        return AbortError(reason, detail)
+        return AbortError(reason, detail, culprits=culprits)
 
     def _header(self) -> tuple[bytes, int, int]:
         return self.session.id, self.session.round, SERVER
@@ -223,8 +226,16 @@ class SecAggPlusServer(ServerMachine[Phase]):
             u, self._u2, "U2 (it shared no keys, or too few of its neighbours did)"
         )
         self._ring.check(msg.vector, self.session.dim, sender=u)
+        bad = check_id_list(msg.bad_boxes, "the senders of bad share boxes")
+        if not bad <= self.graph.neighbours(u) & self._u2:
+            raise RoutingError(
+                f"bad share boxes named from {sorted(bad)}, but only N(u) ∩ U2 sent u boxes",
+                sender=u,
+            )
         self._ring.add_(self._sum, msg.vector)
         self._u3.add(u)
+        if bad:
+            self._bad_boxes[u] = bad
 
     def _on_signature(self, msg: SurvivorsSignature) -> None:
         u = msg.sender
@@ -242,7 +253,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         u = msg.sender
         asked = self._signatures if self._config.consistency_check else self._survivors
         self._require_member(u, asked, "the clients asked to unmask")
-        held = self.graph.neighbours(u) & self._u2
+        held = (self.graph.neighbours(u) & self._u2) - self._bad_boxes.get(u, frozenset())
         expected_b = sorted(held & self._u3)
         expected_s = sorted(held - self._u3)
         if [s.owner for s in msg.self_mask_shares] != expected_b or [
@@ -337,11 +348,35 @@ class SecAggPlusServer(ServerMachine[Phase]):
                 f"{len(self._u3)} masked inputs arrived, {self._config.survivors_needed} needed",
             )
         self._survivors = tuple(sorted(self._u3))
+        self._check_dealers()
         if self._config.consistency_check:
             request: Message = SurvivorsRequest(*self._header(), self._survivors)
         else:
             request = UnmaskRequest(*self._header(), self._survivors, ())
         return {u: request for u in self._survivors}
+
+    def _check_dealers(self) -> None:
+        """Abort now, naming the dealer, when share boxes that failed at their receivers leave
+        a secret that will be needed with fewer than t possible holders in U3 (the only ones
+        asked to unmask): b_v for v in U3, s_v^SK for v in U2 minus U3 that some survivor masked
+        with. No share has been asked for yet."""
+        t = self._shamir.threshold
+        spoiled = {v for bad in self._bad_boxes.values() for v in bad}
+        for v in sorted(spoiled):
+            neighbours = self.graph.neighbours(v)
+            if v not in self._u3 and not neighbours & self._u3:
+                continue  # dropped, and nobody's input holds a mask with it
+            holders = {
+                w for w in neighbours & self._u3 if v not in self._bad_boxes.get(w, frozenset())
+            }
+            if len(holders) < t:
+                complained = sorted(w for w, bad in self._bad_boxes.items() if v in bad)
+                raise self._abort(
+                    "bad-share-boxes",
+                    f"client {v}'s share boxes did not open at {complained}: "
+                    f"{len(holders)} survivors hold its shares, t={t} needed",
+                    culprits=frozenset({v}),
+                )
 
     def _close_signatures(self) -> dict[int, Message]:
         quorum = self._config.signature_quorum
