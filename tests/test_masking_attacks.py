@@ -566,6 +566,16 @@ def test_masked_vectors_are_uniform_and_independent_of_the_input(scale: float) -
             assert abs(np.corrcoef(y.astype(np.float64), enc)[0, 1]) < 0.1
 
 
+def test_a_directory_larger_than_num_clients_is_refused() -> None:
+    """The quorum is a strict majority of num_clients; among more signers than that two
+    quorums could be disjoint, so a client refuses such a directory."""
+    r = Round(consistency_check=True)
+    key = SigningKey.generate(SeededRandom(1))
+    directory = {**r.directory, N: key.public}
+    with pytest.raises(LocalProtocolError, match="strict majority"):
+        r.proto.client(0, r.session, 0, credentials=Credentials(key, directory))
+
+
 SMALL_ORDER_POINT = bytes.fromhex(
     "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
 )  # order 8 (RFC 7748 §6.1)

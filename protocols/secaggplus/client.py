@@ -141,11 +141,11 @@ class SecAggPlusClient(ClientMachine[Phase]):
         if config.consistency_check and credentials is None:
             raise LocalProtocolError("consistency_check needs the client's credentials")
         if config.consistency_check and credentials is not None:
-            if len(credentials.directory) != config.num_clients:
+            if len(credentials.directory) > config.num_clients:
                 raise LocalProtocolError(
                     f"the signing-key directory lists {len(credentials.directory)} clients, "
-                    f"num_clients is {config.num_clients}: the signature quorum and the graph "
-                    "are drawn over the whole directory"
+                    f"more than num_clients={config.num_clients}: the signature quorum, a "
+                    "strict majority of num_clients, would no longer be unique"
                 )
         self._config = config
         self._params = config.parameters
