@@ -87,7 +87,7 @@ class ModelBlob:
             survivors = tuple(int(u) for u in head["survivors"])
             weight = float(head["survivor_weight"])
             aggregate = head["aggregate"]
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:  # "dim": Infinity
             raise ModelFormatError(f"malformed model header: {exc}") from exc
         body = data[_HEAD.size + size :]
         if len(body) != 4 * dim:

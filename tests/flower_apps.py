@@ -30,7 +30,13 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.simulation import run_simulation
 
 from secagg import wire
-from secagg.clients.flower import RECORD, FlowerRoundResult, SecAggMod, SecureAggregation
+from secagg.clients.flower import (
+    RECORD,
+    FlowerRoundResult,
+    IdentityFiles,
+    SecAggMod,
+    SecureAggregation,
+)
 
 NUM_NODES = 10
 SEED = 11
@@ -151,10 +157,12 @@ def client_app(
     protocols: Sequence[str],
     faults: Iterable[Fault] = (),
     sleep_seconds: float = 0.0,
+    identity: IdentityFiles | None = None,
 ) -> ClientApp:
+    """``identity``: each node's signing key and the directory (signed rounds only, then)."""
     mods = [
         FaultMod(tuple(faults), sleep_seconds),
-        SecAggMod(protocols, seed=SEED, on_input=FileTap(str(tap_dir))),
+        SecAggMod(protocols, seed=SEED, on_input=FileTap(str(tap_dir)), identity=identity),
     ]
     app = ClientApp(mods=mods)  # type: ignore[arg-type]
     app.train()(train)

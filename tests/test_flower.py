@@ -4,6 +4,7 @@ misbehaving nodes; what the ServerApp is handed; and the mod's own checks, calle
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -12,23 +13,34 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.app.metadata import Metadata
+from flwr.serverapp import Grid
+from flwr.supercore.task_identity import TaskIdentity
 
 from secagg import protocols, simulate, wire
 from secagg.clients.errors import FlowerStateError
 from secagg.clients.flower import (
     RECORD,
+    IdentityFiles,
     Reply,
     Request,
     SecAggMod,
     SecureAggregation,
     Setup,
     Stage,
+    load_directory,
+    round_seed,
+    simulate_seed,
+    write_directory,
+    write_signing_key,
 )
 from secagg.clients.flower.client_mod import ROUND_STATE
+from secagg.clients.flower.envelope import UNASSIGNED
+from secagg.clients.flower.identity import identify_message, parse_directory
 from secagg.errors import (
     AbortError,
+    AuthenticationError,
     ConfigError,
     OutOfPhaseError,
     RefusedRequestError,
@@ -37,9 +49,11 @@ from secagg.errors import (
     WrongLengthError,
     WrongSessionError,
 )
-from secagg.protocol import Session
-from secagg.protocols.he.messages import DecryptedSum, EncryptedInput
+from secagg.primitives.signing import verify
+from secagg.protocol import KEY_HOLDER, SERVER, KeyMaterial, Session
+from secagg.protocols.he.messages import DecryptedSum, EncryptedInput, EncryptedSum
 from secagg.protocols.plain.messages import Input
+from secagg.protocols.secaggplus.client import keys_message
 from secagg.protocols.secaggplus.messages import MaskedInput, Phase
 
 from .flower_apps import (
@@ -84,7 +98,7 @@ def test_a_flower_round_equals_simulate_on_the_same_inputs_and_seed(
     assert len(inputs) == NUM_NODES - he  # the HE key holder sends no update
     assert not result.dropped and not result.rejected and not result.refused
     proto = protocols.get(protocol, num_clients=len(inputs))
-    expected = simulate(proto, inputs, weights=weights, seed=SEED, round=rnd)
+    expected = simulate(proto, inputs, weights=weights, seed=simulate_seed(SEED, rnd), round=rnd)
     assert expected.session == result.session
     assert expected.survivors == {result.client_ids[node] for node in result.survivors}
     if protocol == "ckks":  # approximate arithmetic: equal up to CKKS noise
@@ -197,7 +211,7 @@ def _expected_sum(outcome: Outcome, tap: Path, rnd: int, dropouts: dict[int, Any
         proto,
         full,
         weights={c: weights.get(c, 1.0) for c in cids},
-        seed=SEED,
+        seed=simulate_seed(SEED, rnd),
         round=rnd,
         dropouts=dropouts,
     )
@@ -417,6 +431,18 @@ def test_the_server_component_checks_its_parameters() -> None:
     with pytest.raises(ConfigError) as info:
         SecureAggregation("secaggplus", max_examples=-1)
     assert info.value.parameter == "max_examples"
+    with pytest.raises(ConfigError) as info:
+        SecureAggregation("secaggplus", directory={0: b"short"})
+    assert info.value.parameter == "directory"
+    signed = SecureAggregation("secaggplus", consistency_check=True)  # but no directory
+    with pytest.raises(ConfigError) as info:
+        signed.run_round(None, initial_arrays(), round=0, node_ids=range(4))  # type: ignore[arg-type]
+    assert info.value.parameter == "directory"
+    keys = {c: bytes([c]) * 32 for c in range(4)}
+    unsigned = SecureAggregation("ckks", directory=keys)  # a directory, but ckks does not sign
+    with pytest.raises(ConfigError) as info:
+        unsigned.run_round(None, initial_arrays(), round=0, node_ids=range(4))  # type: ignore[arg-type]
+    assert info.value.parameter == "directory"
 
 
 def test_the_flower_example_matches_simulate() -> None:
@@ -433,3 +459,328 @@ def test_the_flower_example_matches_simulate() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.strip().endswith("bit-identical")]
     assert len(rows) == 2, done.stdout
+
+
+# -- the HE key holder over Flower (issue 18) ---------------------------------------------
+
+
+def _holder_setup(protocol: str, round: int = 0, **config: Any) -> Setup:
+    kwargs = json.dumps({"num_clients": 4, **config})
+    return _setup(protocol, client_id=KEY_HOLDER, config=kwargs, round=round)
+
+
+def _fishing(setup: Setup, chunks: tuple[bytes, ...]) -> Request:
+    """DECRYPT of ``chunks`` labelled as a sum of three participants' inputs."""
+    aggregate = EncryptedSum(setup.session, setup.round, SERVER, (0, 1, 2), chunks)
+    return Request(Stage.DECRYPT, setup, "decrypt", wire.encode(aggregate))
+
+
+@pytest.mark.parametrize("protocol", ["ckks", "paillier"])
+def test_the_key_holder_decrypts_one_aggregate_per_round_across_messages(protocol: str) -> None:
+    """A malicious ServerApp sends four DECRYPTs in one round, each one participant's
+    ciphertext labelled "a sum of 3". Every message reaches a fresh SecAggMod (as under
+    ``flwr run``, a fresh process); only the node's Context.state is shared. Only the first is
+    answered: the other three inputs stay encrypted."""
+    ctx = _context(9)
+    setup = _holder_setup(protocol)
+    keygen = _ask(SecAggMod(), Request(Stage.KEYGEN, setup, "keygen"), ctx)
+    assert not keygen.error, keygen.detail
+    proto = protocols.get(protocol, num_clients=4)
+    session = Session(setup.session, setup.dim, 0)
+    inputs = {u: np.linspace(-1, 1, setup.dim) * (u + 1) / 4 for u in range(4)}
+    chunks = {}
+    for u, x in inputs.items():
+        client = proto.client(u, session, 10 + u, keys=KeyMaterial(keygen.message))
+        client.set_input(x)
+        chunks[u] = client.start().chunks
+    answers = [_ask(SecAggMod(), _fishing(setup, chunks[u]), ctx) for u in range(4)]
+    # the first one is answered: one decryption per round bounds the leak, the labels are the
+    # server's word (SECURITY.md, Roles); it is the only one
+    first = wire.decode(answers[0].message)
+    assert not answers[0].error and isinstance(first, DecryptedSum)
+    for refused in answers[1:]:
+        assert refused.error == RefusedRequestError.__name__
+        assert "one per round" in refused.detail and refused.message == b""
+    # the rule is per (session, round), not a lock-out: the next round's aggregate is answered
+    later = _holder_setup(protocol, round=1)
+    honest = _ask(SecAggMod(), _fishing(later, chunks[1]), ctx)
+    assert not honest.error and honest.message
+
+
+def _keygen(**config: Any) -> Request:
+    return Request(Stage.KEYGEN, _holder_setup("ckks", **config), "keygen")
+
+
+def test_a_node_bounds_the_min_survivors_and_num_clients_the_server_asks_for() -> None:
+    single = _keygen(min_survivors=1, allow_single_input=True)
+    reply = _ask(SecAggMod(), single, _context())  # by default: the protocol's own default
+    assert reply.error == RefusedRequestError.__name__ and "min_survivors=1" in reply.detail
+    lowered = _keygen(num_clients=10, min_survivors=2)  # ckks' default for 10 clients is 5
+    reply = _ask(SecAggMod(), lowered, _context())
+    assert reply.error == RefusedRequestError.__name__ and "fewer than 5" in reply.detail
+    assert not _ask(SecAggMod(min_survivors=2), lowered, _context()).error  # the node's policy
+    reply = _ask(SecAggMod(min_survivors=6), _keygen(num_clients=10), _context())
+    assert reply.error == RefusedRequestError.__name__ and "fewer than 6" in reply.detail
+    reply = _ask(SecAggMod(num_clients=10), _keygen(), _context())
+    assert reply.error == RefusedRequestError.__name__ and "num_clients=4" in reply.detail
+    masking = Request(Stage.START, _setup(config='{"num_clients": 4, "min_survivors": 4}'), "")
+    reply = _ask(SecAggMod(min_survivors=5), masking, _context())
+    assert reply.error == RefusedRequestError.__name__ and "min_survivors=4" in reply.detail
+
+
+# -- seed mode: fresh secrets every round (issue 18) --------------------------------------
+
+
+def _train_equal(msg: Message, ctx: Context) -> Message:
+    """Every node, every round: the same update (+0.5 on every weight)."""
+    arrays = msg.content.array_records["arrays"].to_numpy_ndarrays()
+    trained = ArrayRecord([a + 0.5 for a in arrays])
+    return Message(RecordDict({"arrays": trained}), reply_to=msg)
+
+
+def _start_with_model(mod: SecAggMod, request: Request, ctx: Context) -> Reply:
+    msg = _incoming(request)
+    msg.content["arrays"] = ArrayRecord([np.zeros(7, dtype=np.float32)])
+    reply = mod(msg, ctx, _train_equal)
+    return Reply.from_record(reply.content.config_records[RECORD])
+
+
+def test_seeded_nodes_draw_fresh_secrets_every_round_and_replay_each_round() -> None:
+    """SecAggMod(seed=...) once reused one set of secrets in every round (b_u, s_u, c_u, the
+    dither, Paillier's r). Now: other keys and other ciphertexts of the same update in the
+    next round; the same (seed, session, round) still gives the same bytes."""
+
+    def keys(seed: int, rnd: int) -> tuple[bytes, bytes]:
+        request = Request(Stage.START, _setup(round=rnd), "advertise-keys")
+        reply = _ask(SecAggMod(seed=seed), request, _context())
+        assert not reply.error, reply.detail
+        m = wire.decode(reply.message)
+        return m.c_pk, m.s_pk  # type: ignore[attr-defined]
+
+    assert keys(3, 0) == keys(3, 0)  # replays: the node rebuilds its machine from this
+    assert keys(3, 1) == keys(3, 1)
+    c0, s0 = keys(3, 0)
+    c1, s1 = keys(3, 1)
+    assert len({c0, s0, c1, s1}) == 4
+    assert keys(4, 0) != (c0, s0)
+    ctx = _context()
+    _ask(SecAggMod(seed=3), Request(Stage.START, _setup(round=2), "advertise-keys"), ctx)
+    stored = ctx.state.config_records[ROUND_STATE]["seed"]
+    assert stored == round_seed(3, _setup().session, 2) and len(stored) == 32  # type: ignore[arg-type]
+
+    proto = protocols.get("paillier", num_clients=4)
+    public = proto.keygen(0).public
+
+    def ciphertext(rnd: int) -> bytes:
+        setup = _setup("paillier", round=rnd)
+        request = Request(Stage.START, setup, "input", public_keys=public)
+        reply = _start_with_model(SecAggMod(seed=3), request, _context())
+        assert not reply.error, reply.detail
+        return reply.message
+
+    assert ciphertext(0) == ciphertext(0)
+    assert ciphertext(0) != ciphertext(1)  # same update, same node: fresh r and dither
+    # and the sum still equals secagg.simulate's with simulate_seed (the Flower rounds above)
+
+
+# -- signed rounds over Flower (issue 18) -------------------------------------------------
+
+PERMUTED = {p: (3 * p + 1) % NUM_NODES for p in range(NUM_NODES)}
+"""partition -> its client id in the directory: not the order of Flower's node ids."""
+
+
+def _federation(root: Path, size: int = NUM_NODES) -> IdentityFiles:
+    """Key files ``<root>/<partition>.key`` and ``<root>/directory.json``."""
+    directory = {
+        PERMUTED[p] if size == NUM_NODES else p: write_signing_key(root / f"{p}.key")
+        for p in range(size)
+    }
+    write_directory(root / "directory.json", directory)
+    return IdentityFiles(str(root / "{partition-id}.key"), str(root / "directory.json"))
+
+
+def _node(partition: int) -> Context:
+    return Context(
+        run_id=1,
+        node_id=100 + partition,
+        node_config={"partition-id": partition},
+        state=RecordDict(),
+        run_config={},
+    )
+
+
+SIGNED = '{"num_clients": 4, "consistency_check": true}'
+
+
+def test_a_signed_node_refuses_unsigned_rounds_and_ids_that_are_not_its_own(
+    tmp_path: Path,
+) -> None:
+    identity = _federation(tmp_path, size=4)  # partition p is client p
+    mod = SecAggMod(identity=identity)
+    unsigned = _ask(mod, Request(Stage.START, _setup(client_id=2), "advertise-keys"), _node(2))
+    assert unsigned.error == RefusedRequestError.__name__ and "signed" in unsigned.detail
+    for other in (1, 3):  # a server remapping ids: node 2 is asked to act as client 1 or 3
+        remapped = Request(Stage.START, _setup(client_id=other, config=SIGNED), "advertise-keys")
+        reply = _ask(mod, remapped, _node(2))
+        assert reply.error == RefusedRequestError.__name__ and "client 2" in reply.detail
+    wrong_n = Request(Stage.START, _setup(client_id=2, config=SIGNED.replace("4", "5")), "")
+    assert _ask(mod, wrong_n, _node(2)).error == RefusedRequestError.__name__
+    # IDENTIFY: the node says which client it is; START as that client is signed
+    who = _ask(
+        mod, Request(Stage.IDENTIFY, _setup(client_id=UNASSIGNED, config=SIGNED), "x"), _node(2)
+    )
+    directory = load_directory(tmp_path / "directory.json")
+    assert who.client_id == 2
+    claim = identify_message(2, session=_setup().session, round=0)
+    verify(directory[2], claim, who.message)  # another node cannot claim client 2
+    signed = _ask(
+        mod, Request(Stage.START, _setup(client_id=2, config=SIGNED), "advertise-keys"), _node(2)
+    )
+    assert not signed.error, signed.detail
+    keys = wire.decode(signed.message)
+    session = Session(_setup().session, 8, 0)
+    verify(directory[2], keys_message(keys, 2, session), keys.signature)  # type: ignore[attr-defined]
+    # a node without keys cannot take part in a signed round at all
+    bare = _ask(SecAggMod(), Request(Stage.START, _setup(config=SIGNED), ""), _context())
+    assert bare.error == RefusedRequestError.__name__ and "signing key" in bare.detail
+
+
+SIGNED_CONFIG = {"consistency_check": True, "adversary": "malicious"}
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Outcome], Path]:
+    """Ten nodes with signing keys: a signed SecAgg+ round, then an unsigned one."""
+    keys = tmp_path_factory.mktemp("signing-keys")
+    tap = tmp_path_factory.mktemp("signed-inputs")
+    app = client_app(tap, protocols=("secaggplus",), identity=_federation(keys))
+    directory = load_directory(keys / "directory.json")
+    plan = [
+        (warm("secaggplus", directory=directory, **SIGNED_CONFIG), 0),
+        (warm("secaggplus"), 1),  # the server tries an unsigned round on the same nodes
+    ]
+    return simulate_flower(app, plan), tap
+
+
+def test_a_signed_round_runs_over_flower_with_the_directorys_client_ids(
+    signed: tuple[list[Outcome], Path],
+) -> None:
+    outcomes, tap = signed
+    outcome = outcomes[0]
+    assert outcome.error is None, outcome.error
+    result = outcome.result
+    assert result is not None
+    assert not result.dropped and not result.rejected and not result.refused
+    assert sorted(result.client_ids.values()) == list(range(NUM_NODES))
+    # ids come from the directory, not from the order of node ids
+    assert [result.client_ids[n] for n in sorted(result.client_ids)] != list(range(NUM_NODES))
+    phases = [str(m.content.config_records[RECORD]["phase"]) for m in outcome.replies]
+    assert phases.count("consistency-check") == NUM_NODES
+    inputs, weights = tapped_inputs(tap, 0)
+    proto = protocols.get("secaggplus", num_clients=NUM_NODES, **SIGNED_CONFIG)
+    expected = simulate(proto, inputs, weights=weights, seed=simulate_seed(SEED, 0), round=0)
+    assert expected.survivors == {result.client_ids[n] for n in result.survivors}
+    assert np.array_equal(result.ring_sum, expected.ring_sum)
+
+
+def test_signed_nodes_refuse_an_unsigned_round(signed: tuple[list[Outcome], Path]) -> None:
+    outcome = signed[0][1]
+    assert isinstance(outcome.error, AbortError)
+    assert outcome.error.reason == "too-few-clients"  # nobody advertised keys
+    assert str(outcome.error).count("runs signed rounds only") == NUM_NODES
+    assert not any(Reply.from_record(r.content[RECORD]).message for r in outcome.replies)
+
+
+class _LocalGrid(Grid):
+    """The Grid of a ServerApp whose nodes are mods called in this process, one message at
+    a time (as a SuperNode handles them); ``liars`` rewrite their IDENTIFY reply's id."""
+
+    def __init__(self, mods: dict[int, tuple[Any, Context]], liars: dict[int, int]) -> None:
+        self.mods = mods
+        self.liars = liars
+
+    def set_run(self, run: Any) -> None:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    @property
+    def run(self) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:  # pragma: no cover
+        raise NotImplementedError
+
+    def get_node_ids(self) -> list[int]:
+        return sorted(self.mods)
+
+    def push_messages(self, messages: Any) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def pull_messages(self, message_ids: Any) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Message]:
+        replies = []
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            mod, ctx = self.mods[node]
+            reply = mod(msg, ctx, _train_equal)
+            record = reply.content.config_records[RECORD]
+            if record["phase"] == "identify" and node in self.liars:
+                record["client_id"] = self.liars[node]
+            replies.append(reply)
+        return replies
+
+
+def test_a_node_cannot_claim_another_nodes_id_in_a_signed_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a proof, one node claiming an honest node's client id would push both out of
+    the round. The claim is signed: the liar alone is rejected, the round goes on."""
+    for name in ("_run_id", "_task_id", "_node_id"):  # what a ServerApp process has
+        monkeypatch.setattr(TaskIdentity, name, 1)
+    identity = _federation(tmp_path)
+    directory = load_directory(tmp_path / "directory.json")
+    mod = SecAggMod(("secaggplus",), seed=SEED, identity=identity)
+    nodes = {100 + p: (mod, _node(p)) for p in range(NUM_NODES)}
+    liar, victim = 100 + 4, 100 + 5  # partition 4 claims partition 5's client id
+    grid = _LocalGrid(nodes, liars={liar: PERMUTED[5]})
+    secure = SecureAggregation(
+        "secaggplus", seed=SEED, directory=directory, dropout_rate=0.2, **SIGNED_CONFIG
+    )
+    model = ArrayRecord([np.zeros(7, dtype=np.float32)])
+    result = secure.run_round(grid, model, round=0)
+    assert set(result.rejected) == {liar}
+    assert isinstance(result.rejected[liar], AuthenticationError)
+    assert result.client_ids[victim] == PERMUTED[5] and victim in result.survivors
+    assert len(result.survivors) == NUM_NODES - 1
+    np.testing.assert_allclose(result.weighted_sum, np.full(7, 0.5 * (NUM_NODES - 1)), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[]", "JSON object"),
+        ('{"x": "00"}', "client id"),
+        ('{"01": "' + "ab" * 32 + '"}', "client id"),
+        ('{"2147483648": "' + "ab" * 32 + '"}', "client id"),
+        ('{"0": "abc"}', "64 hex"),
+        ('{"0": "' + "zz" * 32 + '"}', "not hex"),
+        ('{"0": "' + "ab" * 32 + '", "1": "' + "ab" * 32 + '"}', "twice"),
+    ],
+)
+def test_a_bad_directory_file_is_refused_by_name(text: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why) as info:
+        parse_directory(text)
+    assert info.value.parameter == "directory"
+
+
+def test_a_node_whose_key_is_not_in_the_directory_has_no_identity(tmp_path: Path) -> None:
+    identity = _federation(tmp_path, size=3)
+    write_signing_key(tmp_path / "3.key")  # a fourth key, not in the directory
+    with pytest.raises(ConfigError) as info:
+        identity(_node(3))
+    assert info.value.parameter == "directory"
+    with pytest.raises(ConfigError) as info:
+        IdentityFiles(str(tmp_path / "{missing}.key"), str(tmp_path / "directory.json"))(_node(0))
+    assert info.value.parameter == "signing_key"
+    assert identity(_node(1)).client_id == 1

@@ -15,7 +15,7 @@ from secagg import protocols, simulate
 from secagg.errors import AbortError, ConfigError, MissingSecretKeyError, SecretPicklingError
 from secagg.protocol import KEY_HOLDER, KeyMaterial, Session
 from secagg.protocols.ckks import PRESETS
-from secagg.protocols.he import KeyMode
+from secagg.protocols.he import KeyMode, default_min_survivors
 
 HE = ["ckks", "paillier"]
 
@@ -33,7 +33,7 @@ def _exact(inputs: dict[int, np.ndarray], ids: frozenset[int], clip: float = 8.0
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("n", [1, 10, 100])
 def test_ckks_sum_is_within_the_stated_error_bound(preset: str, n: int) -> None:
-    proto = protocols.get("ckks", num_clients=n, preset=preset)
+    proto = protocols.get("ckks", num_clients=n, preset=preset, allow_single_input=n == 1)
     d = PRESETS[preset].slots + 123  # two chunks, the second one partial
     inputs = _inputs(n, d, seed=n, scale=8.0)
     result = simulate(proto, inputs, seed=n)
@@ -47,7 +47,9 @@ def test_ckks_sum_is_within_the_stated_error_bound(preset: str, n: int) -> None:
 @pytest.mark.parametrize("mode", ["key-holder", "shared"])
 @pytest.mark.parametrize("n,d,drop", [(1, 5, ()), (5, 200, (2,)), (12, 333, (0, 7, 11))])
 def test_paillier_ring_sum_equals_plain_exactly(mode: str, n: int, d: int, drop: Any) -> None:
-    proto = protocols.get("paillier", num_clients=n, key_mode=mode, quant_bits=16)
+    proto = protocols.get(
+        "paillier", num_clients=n, key_mode=mode, quant_bits=16, allow_single_input=n == 1
+    )
     plain = protocols.get("plain", num_clients=n, quant_bits=16)
     inputs = _inputs(n, d, seed=d, scale=10.0)  # some entries get clipped
     weights = {i: (i + 1) / n for i in range(n)}
@@ -146,7 +148,7 @@ def test_the_aggregator_cannot_decrypt(name: str) -> None:
 
 
 def test_the_aggregators_tenseal_context_itself_cannot_decrypt() -> None:
-    proto = protocols.get("ckks", num_clients=1)
+    proto = protocols.get("ckks", num_clients=2)
     keys = proto.keygen()
     public = ts.context_from(keys.public)
     assert not public.is_private() and not public.has_galois_keys()
@@ -208,7 +210,7 @@ def test_paillier_keys_are_reproducible_from_a_seed_and_big_enough() -> None:
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_ckks_sizes_match_the_preset(preset: str) -> None:
     params = PRESETS[preset]
-    proto = protocols.get("ckks", num_clients=1, preset=preset)
+    proto = protocols.get("ckks", num_clients=2, preset=preset)
     keys = proto.keygen()
     chunk = proto.scheme(keys.public_only()).encrypt(np.ones(params.slots), None)  # type: ignore[arg-type]
     assert len(chunk) == 1
@@ -236,7 +238,8 @@ def test_preset_security_levels_match_seal(preset: str) -> None:
 
 
 def test_paillier_packs_many_entries_per_ciphertext() -> None:
-    proto = protocols.get("paillier", num_clients=10)  # q = 20: 20 + 4 + 1 = 25 bits a slot
+    proto = protocols.get("paillier", num_clients=10, min_survivors=2)  # 25 bits a slot:
+    # q = 20, + ceil(log2 10) = 4, + 1 guard bit
     assert proto.config.slot_bits == 25 and proto.config.slots == 81
     result = simulate(proto, _inputs(2, 81 * 3), seed=0)
     per_client = result.stats["client"]["input"].bytes_sent / 2
@@ -276,3 +279,26 @@ def test_bad_configs_name_the_parameter(name: str, kwargs: dict[str, Any], param
 def test_key_mode_accepts_its_string_value() -> None:
     assert protocols.get("ckks", num_clients=2, key_mode="shared").key_mode is KeyMode.SHARED
     assert KEY_HOLDER not in range(2**31)
+
+
+@pytest.mark.parametrize("name", HE)
+def test_min_survivors_defaults_to_half_the_round_and_is_never_one_unless_asked(name: str) -> None:
+    """A decrypted "sum" of one input is that input: by default no config allows one."""
+    for n, m in [(2, 2), (3, 2), (4, 2), (5, 3), (10, 5), (101, 51)]:
+        assert protocols.get(name, num_clients=n).config.min_survivors == m
+        assert default_min_survivors(n) == m
+    with pytest.raises(ConfigError) as info:
+        protocols.get(name, num_clients=1)
+    assert info.value.parameter == "num_clients" and "allow_single_input" in str(info.value)
+    for n in (2, 10):
+        with pytest.raises(ConfigError) as info:
+            protocols.get(name, num_clients=n, min_survivors=1)
+        assert info.value.parameter == "min_survivors" and "allow_single_input" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        protocols.get(name, num_clients=10, min_survivors=1, allow_single_input="yes")
+    assert info.value.parameter == "allow_single_input"
+    # said explicitly, it is allowed; a higher explicit value is kept as it is
+    allowed = protocols.get(name, num_clients=10, min_survivors=1, allow_single_input=True)
+    assert allowed.config.min_survivors == 1
+    assert protocols.get(name, num_clients=1, allow_single_input=True).config.min_survivors == 1
+    assert protocols.get(name, num_clients=10, min_survivors=9).config.min_survivors == 9

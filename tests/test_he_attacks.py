@@ -143,6 +143,42 @@ def test_out_of_range_input_aborts_instead_of_corrupting_the_sum(name: str) -> N
     assert info.value.reason == "out-of-range-sum"
 
 
+def _scheme_values(r: HERound, x: float) -> np.ndarray:
+    """The raw values a participant encrypts for entries equal to ``x``, without clipping
+    (CKKS: x itself; Paillier: x quantized, offset by the levels L to be non-negative)."""
+    if r.proto.name == "ckks":
+        return np.full(D, x)
+    levels = 2 ** (r.proto.config.quant_bits - 1) - 1
+    q = round(x / r.proto.config.clip * levels)
+    return np.full(D, q + levels, dtype=np.uint64)
+
+
+@pytest.mark.parametrize("name", HE)
+def test_one_participant_may_exceed_the_clip_by_the_headroom_the_others_leave(name: str) -> None:
+    """Only the decrypted *total* is range-checked (|sum| <= |U| c per entry): without range
+    proofs a participant's share of it is not. With c = 8 and 10 participants a 72.0 entry
+    (9 c) is accepted while the 9 others send 0.0, and the round aborts once they send 1.0
+    each (total 81 > 80)."""
+    for honest in (0.0, 1.0):
+        r = HERound(name, n=10)
+        assert r.proto.config.clip == 8.0
+        r.inputs = {u: np.full(D, honest) for u in range(10)}
+        r.send_all(range(9))
+        evil = r.ciphertext_of(_scheme_values(r, 72.0))
+        r.server.receive(_wire(EncryptedInput(r.session.id, 0, 9, evil)))
+        out = r.server.on_deadline(Phase.INPUT)
+        assert r.holder is not None
+        r.server.receive(_wire(r.holder.receive(_wire(out[KEY_HOLDER]))))
+        if honest == 0.0:
+            r.server.on_deadline(Phase.DECRYPT)
+            total = r.proto.decode(r.server.result.ring_sum, np.zeros(D))
+            np.testing.assert_allclose(total, np.full(D, 72.0), atol=1e-4)  # undetected
+            continue
+        with pytest.raises(AbortError) as info:
+            r.server.on_deadline(Phase.DECRYPT)
+        assert info.value.reason == "out-of-range-sum"
+
+
 # --- a curious aggregator --------------------------------------------------------------------
 @pytest.mark.parametrize("name", HE)
 def test_key_holder_refuses_to_decrypt_a_single_input(name: str) -> None:
@@ -155,6 +191,27 @@ def test_key_holder_refuses_to_decrypt_a_single_input(name: str) -> None:
     lying = replace(fishing, survivors=(2, 2, 2))  # padding the count with repeats
     with pytest.raises(RefusedRequestError):
         r.holder.receive(_wire(lying))
+
+
+@pytest.mark.parametrize("name", HE)
+def test_by_default_no_decryption_reveals_a_single_input(name: str) -> None:
+    """Default config (no min_survivors given): the aggregator gets neither a decryption of
+    one participant's ciphertext nor a round that ends with one input in the "sum"."""
+    for key_mode in ("key-holder", "shared"):
+        r = HERound(name, n=2, key_mode=key_mode)
+        assert r.proto.config.min_survivors == 2
+        victim = r.input(0)
+        fishing = _wire(EncryptedSum(r.session.id, 0, SERVER, (0,), victim.chunks))
+        decryptor = r.holder if r.holder is not None else r.clients[1]
+        if r.holder is None:
+            r.clients[1].set_input(r.inputs[1])
+            r.clients[1].start()  # a participant decrypts after sending its own input
+        with pytest.raises(RefusedRequestError, match="sums of 2"):
+            decryptor.receive(fishing)
+        r.server.receive(victim)  # the other participant drops out
+        with pytest.raises(AbortError) as info:
+            r.server.on_deadline(Phase.INPUT)
+        assert info.value.reason == "too-few-survivors"
 
 
 @pytest.mark.parametrize("name", HE)

@@ -4,19 +4,32 @@
   client machine (or an HE key holder) and calls the app's ``train`` only in the input phase.
 - :class:`SecureAggregation` (server side): drives the protocol's server machine over the
   ``Grid`` of a ``ServerApp``, phase by phase, and returns the FedAvg step.
+- :mod:`.identity`: signing keys and the directory of them, for signed rounds.
+- :mod:`.seeding`: seed mode (tests, examples) and :func:`simulate_seed` to check it.
 
 See ``examples/flower/`` and the README's Flower section.
 """
 
 from .client_mod import SECURE_PROTOCOLS, InputTap, SecAggMod
 from .envelope import RECORD, Reply, Request, Setup, Stage
+from .identity import (
+    IdentityFiles,
+    NodeIdentity,
+    load_directory,
+    load_signing_key,
+    write_directory,
+    write_signing_key,
+)
+from .seeding import round_seed, simulate_seed
 from .server import FlowerRoundResult, PhaseTraffic, SecureAggregation
 
 __all__ = [
     "RECORD",
     "SECURE_PROTOCOLS",
     "FlowerRoundResult",
+    "IdentityFiles",
     "InputTap",
+    "NodeIdentity",
     "PhaseTraffic",
     "Reply",
     "Request",
@@ -24,4 +37,10 @@ __all__ = [
     "SecureAggregation",
     "Setup",
     "Stage",
+    "load_directory",
+    "load_signing_key",
+    "round_seed",
+    "simulate_seed",
+    "write_directory",
+    "write_signing_key",
 ]

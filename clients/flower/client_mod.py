@@ -23,7 +23,8 @@ secrets and is never pickled, so the mod stores what *determines* the machine in
 rebuilds it at every message:
 
 - a 32-byte seed, drawn from OS entropy at START (the machine's only randomness, through
-  :class:`~secagg.randomness.SeededRandom`);
+  :class:`~secagg.randomness.SeededRandom`); in seed mode derived from (seed, session, round)
+  instead (:mod:`.seeding`), so no two rounds share a secret;
 - the update and its weight, once trained;
 - the server messages received so far, and the SHA-256 of each message sent.
 
@@ -32,11 +33,26 @@ replayed output hashes to what was sent (:class:`FlowerStateError` otherwise). T
 compute: at phase k the client redoes phases 0..k-1 (for SecAgg+ at UNMASKING, about two extra
 maskings of d entries). The secret part of the node's state is the seed, and it lives where
 Flower keeps node state: on the node.
+
+The HE key holder keeps the task keys there too, and the (session, round) of every aggregate
+it decrypted: a second DECRYPT for one session and round is refused whatever it claims, even
+by a fresh process. This holds while the node handles one message at a time (a Flower 1.42
+SuperNode pulls the next message only after pushing its reply; the simulation engine may hand
+two messages for one node to two workers at once, each with a copy of the state).
+
+Node policy
+-----------
+The server names the protocol and its parameters; the node decides what it accepts:
+``protocols=`` (which protocols), ``min_survivors=`` and ``num_clients=`` (bounds on what
+the request says), ``check=`` (anything else), ``identity=`` and ``require_signatures=``
+(signed rounds, :mod:`.identity`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -55,11 +71,21 @@ from secagg.errors import (
     SecAggError,
     WrongSessionError,
 )
-from secagg.protocol import KEY_HOLDER, ClientMachine, KeyMaterial, Protocol, SecretBytes, Session
+from secagg.protocol import (
+    KEY_HOLDER,
+    ClientMachine,
+    Credentials,
+    KeyMaterial,
+    Protocol,
+    SecretBytes,
+    Session,
+)
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from ..errors import FlowerStateError
 from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
+from .identity import IdentitySource, NodeIdentity
+from .seeding import round_seed
 
 __all__ = ["SECURE_PROTOCOLS", "InputTap", "SecAggMod"]
 
@@ -68,6 +94,7 @@ SECURE_PROTOCOLS = ("secagg", "secaggplus", "ckks", "paillier")
 ROUND_STATE = "secagg.round"
 INPUT_STATE = "secagg.input"
 KEY_STATE = "secagg.keys"
+DECRYPTED_STATE = "secagg.decrypted"
 ARRAYS = "arrays"
 METRICS = "metrics"
 NUM_EXAMPLES = "num-examples"
@@ -78,6 +105,22 @@ InputTap = Callable[[int, int, npt.NDArray[np.float64], float], None]
 
 def _digest(msg: wire.Message | None) -> bytes:
     return b"" if msg is None else hashlib.sha256(wire.encode(msg)).digest()
+
+
+def _round_tag(setup: Setup) -> bytes:
+    """What the key holder records of a round it decrypted: H(session, round)."""
+    data = len(setup.session).to_bytes(2, "big") + setup.session + setup.round.to_bytes(8, "big")
+    return hashlib.sha256(b"secagg/flower/decrypted-round" + data).digest()
+
+
+@functools.lru_cache(maxsize=64)
+def _default_min_survivors(protocol: str, config: str) -> int:
+    """The ``min_survivors`` that ``protocol`` chooses by itself for the parameters in the
+    JSON ``config`` (with any ``min_survivors`` and ``allow_single_input`` left out)."""
+    kwargs = json.loads(config)
+    for chosen in ("min_survivors", "allow_single_input"):
+        kwargs.pop(chosen, None)
+    return int(protocols.get(protocol, **kwargs).config.min_survivors)
 
 
 class SecAggMod:
@@ -92,10 +135,31 @@ class SecAggMod:
     check:
         Called with the protocol the server configured before anything is computed; raise a
         ``SecAggError`` to refuse it (e.g. a threshold lower than this node accepts).
+    min_survivors:
+        The fewest inputs a sum this node helps reveal may have: a request whose protocol
+        has a lower ``min_survivors`` is refused. Default: what the protocol chooses by
+        itself for the parameters the server announces (max(2, ceil(n / 2)) for ``ckks`` and
+        ``paillier``, t for ``secagg`` and ``secaggplus``), so a server may raise
+        ``min_survivors`` but neither lower it nor turn on ``allow_single_input``.
+    num_clients:
+        When set, a request for any other number of clients is refused (the server also picks
+        n, and n sets the default ``min_survivors`` and the key holder's largest sum).
+    identity:
+        This node's signing key and the directory of every client's key: a
+        :class:`~secagg.clients.flower.identity.NodeIdentity`, or a callable that makes one
+        from the node's ``Context`` (:class:`~secagg.clients.flower.identity.IdentityFiles`
+        reads key files named in ``node_config``). Needed for protocols that sign
+        (``consistency_check=True``); without it they are refused.
+    require_signatures:
+        Refuse every round that does not sign (unsigned masking, and the HE protocols), so a
+        server cannot downgrade this node to an unsigned round. Default: True when
+        ``identity`` is given, else False.
     seed:
-        For reproducible runs only (tests, examples): the node's randomness becomes
-        ``SeededRandom(seed).fork("client/<id>")``, exactly what ``secagg.simulate(seed=seed)``
-        gives client ``<id>``. Anyone who knows the seed knows the node's keys.
+        For reproducible runs only (tests, examples): the node's randomness in round r of
+        session S becomes ``SeededRandom(round_seed(seed, S, r)).fork("client/<id>")``
+        (:mod:`~secagg.clients.flower.seeding`), fresh every round; ``secagg.simulate``
+        draws the same with ``seed=simulate_seed(seed, r)``. Anyone who knows the seed knows
+        the node's keys.
     rng:
         Where per-round seeds come from when ``seed`` is None (default: OS entropy).
     on_input:
@@ -108,14 +172,31 @@ class SecAggMod:
         protocols: Collection[str] = SECURE_PROTOCOLS,
         *,
         check: Callable[[Protocol[Any]], None] | None = None,
+        min_survivors: int | None = None,
+        num_clients: int | None = None,
+        identity: NodeIdentity | IdentitySource | None = None,
+        require_signatures: bool | None = None,
         seed: int | None = None,
         rng: RandomSource | None = None,
         on_input: InputTap | None = None,
     ) -> None:
         if seed is not None and (isinstance(seed, bool) or not 0 <= seed < 2**63):
             raise ConfigError("seed must be an int in [0, 2^63)", parameter="seed")
+        for name, value in (("min_survivors", min_survivors), ("num_clients", num_clients)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be an int or None", parameter=name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}", parameter=name)
+        if require_signatures is not None and not isinstance(require_signatures, bool):
+            raise ConfigError("require_signatures must be a bool", parameter="require_signatures")
         self.protocols = frozenset(protocols)
         self.check = check
+        self.min_survivors = min_survivors
+        self.num_clients = num_clients
+        self.identity = identity
+        self.require_signatures = (
+            identity is not None if require_signatures is None else require_signatures
+        )
         self.seed = seed
         self.rng: RandomSource = rng if rng is not None else SystemRandom()
         self.on_input = on_input
@@ -135,7 +216,10 @@ class SecAggMod:
                 Stage.KEYGEN: self._keygen,
                 Stage.DECRYPT: self._decrypt,
             }
-            out = handlers[request.stage](request, msg, ctx, call_next)
+            if request.stage is Stage.IDENTIFY:
+                client_id, out = self._identify(request, ctx)
+            else:
+                out = handlers[request.stage](request, msg, ctx, call_next)
             reply = Reply(client_id, phase, out)
         except SecAggError as exc:
             reply = Reply(client_id, phase, error=type(exc).__name__, detail=str(exc))
@@ -144,27 +228,101 @@ class SecAggMod:
     # -- participant -------------------------------------------------------------------------
 
     def _protocol(self, setup: Setup) -> Protocol[Any]:
+        """The protocol the server asks for, once this node's policy agrees to it."""
         if setup.protocol not in self.protocols:
             raise RefusedRequestError(
                 f"this node does not run {setup.protocol!r}; it agreed to {sorted(self.protocols)}"
             )
         proto: Protocol[Any] = protocols.get(setup.protocol, **setup.kwargs())
-        if proto.requires_credentials:
+        if self.require_signatures and not proto.requires_credentials:
             raise RefusedRequestError(
-                f"{setup.protocol} with signatures needs a PKI of signing keys; Flower has none"
+                f"this node runs signed rounds only; {setup.protocol} as asked does not sign "
+                "(it needs consistency_check=True)"
             )
+        if proto.requires_credentials and self.identity is None:
+            raise RefusedRequestError(
+                f"{setup.protocol} with signatures needs this node's signing key and the "
+                "directory (SecAggMod(identity=...)); this node has none"
+            )
+        self._check_bounds(proto, setup)
         if self.check is not None:
             self.check(proto)
         return proto
 
-    def _round_seed(self) -> int | bytes:
-        return self.seed if self.seed is not None else self.rng.random_bytes(32)
+    def _check_bounds(self, proto: Protocol[Any], setup: Setup) -> None:
+        """Refuse a num_clients or min_survivors outside this node's policy."""
+        n = proto.num_clients
+        if self.num_clients is not None and n != self.num_clients:
+            raise RefusedRequestError(
+                f"the server asks for num_clients={n}; this node is configured for "
+                f"{self.num_clients}"
+            )
+        asked = getattr(proto.config, "min_survivors", None)
+        if asked is None:
+            return
+        floor = self.min_survivors
+        if floor is None:
+            floor = _default_min_survivors(setup.protocol, setup.config)
+        if asked < floor:
+            raise RefusedRequestError(
+                f"the server asks for min_survivors={asked}; this node reveals no sum of fewer "
+                f"than {floor} inputs"
+            )
+
+    def _node_identity(self, ctx: Context) -> NodeIdentity:
+        if self.identity is None:
+            raise RefusedRequestError("this node has no signing key (SecAggMod(identity=...))")
+        if isinstance(self.identity, NodeIdentity):
+            return self.identity
+        return self.identity(ctx)
+
+    def _credentials(self, proto: Protocol[Any], setup: Setup, ctx: Context) -> Credentials | None:
+        """This node's credentials for a protocol that signs, once the request is addressed to
+        the client id its key has in the directory; None for one that does not."""
+        if not proto.requires_credentials:
+            return None
+        identity = self._node_identity(ctx)
+        if setup.client_id != identity.client_id:
+            raise RefusedRequestError(
+                f"the server addresses this node as client {setup.client_id}; its signing key "
+                f"is client {identity.client_id} in the directory"
+            )
+        self._check_directory(proto, identity)
+        return Credentials(identity.signing_key, identity.directory)
+
+    @staticmethod
+    def _check_directory(proto: Protocol[Any], identity: NodeIdentity) -> None:
+        if len(identity.directory) != proto.num_clients:
+            raise RefusedRequestError(
+                f"a signed round is over the whole directory ({len(identity.directory)} "
+                f"clients); the server asks for num_clients={proto.num_clients}"
+            )
+
+    def _identify(self, request: Request, ctx: Context) -> tuple[int, bytes]:
+        """IDENTIFY: (this node's client id in the directory, its signature claiming it in
+        this session and round)."""
+        setup = request.setup
+        proto = self._protocol(setup)
+        if not proto.requires_credentials:
+            raise RefusedRequestError("IDENTIFY is asked only before a signed round")
+        identity = self._node_identity(ctx)
+        self._check_directory(proto, identity)
+        session = Session(setup.session, setup.dim, setup.round)  # checks the round's range
+        return identity.client_id, identity.claim(session=session.id, round=session.round)
+
+    def _round_seed(self, setup: Setup) -> bytes:
+        """32 bytes that determine this node's machine in this round: OS entropy, or in seed
+        mode HKDF of the seed bound to the session and round."""
+        if self.seed is None:
+            return self.rng.random_bytes(32)
+        return round_seed(self.seed, setup.session, setup.round)
 
     def _start(
         self, request: Request, msg: Message, ctx: Context, call_next: ClientAppCallable
     ) -> bytes:
         setup = request.setup
         proto = self._protocol(setup)
+        credentials = self._credentials(proto, setup, ctx)
         self._check_phase(proto, request.phase, 0)
         previous = ctx.state.config_records.get(ROUND_STATE)
         if previous is not None and (previous["session"], previous["round"]) == (
@@ -178,13 +336,13 @@ class SecAggMod:
         state = ConfigRecord(
             {
                 **setup.write(),
-                "seed": self._round_seed(),
+                "seed": self._round_seed(setup),
                 "public_keys": request.public_keys,
                 "inbox": [],
                 "sent": [],
             }
         )
-        machine = self._machine(proto, state)
+        machine = self._machine(proto, state, credentials)
         x, w = None, 1.0
         if proto.input_phase == proto.phases[0]:
             x, w = self._train(proto, setup, msg, ctx, call_next)
@@ -208,10 +366,11 @@ class SecAggMod:
                 f"is in round {stored.round}"
             )
         proto = self._protocol(stored)
+        credentials = self._credentials(proto, stored, ctx)
         inbox: list[bytes] = list(state["inbox"])  # type: ignore[arg-type]
         k = len(inbox) + 1
         self._check_phase(proto, request.phase, k)
-        machine = self._replay(proto, state, ctx)
+        machine = self._replay(proto, state, ctx, credentials)
         incoming = wire.decode(request.message, protocol=proto.wire_name)
         x, w = None, 1.0
         if proto.phases[k] == proto.input_phase:
@@ -231,20 +390,26 @@ class SecAggMod:
             expected = phases[k].value if k < len(phases) else "nothing (the round is over)"
             raise OutOfPhaseError(f"asked for {phase!r}; this node's next phase is {expected}")
 
-    def _machine(self, proto: Protocol[Any], state: ConfigRecord) -> ClientMachine[Any]:
+    def _machine(
+        self, proto: Protocol[Any], state: ConfigRecord, credentials: Credentials | None
+    ) -> ClientMachine[Any]:
         setup = Setup.read(state, "node state")
         session = Session(setup.session, setup.dim, setup.round)
         public = state["public_keys"]
         keys = KeyMaterial(public) if public else None  # type: ignore[arg-type]
         seed = state["seed"]
         rng = SeededRandom(seed).fork(f"client/{setup.client_id}")  # type: ignore[arg-type]
-        return proto.client(setup.client_id, session, rng, keys=keys)
+        return proto.client(setup.client_id, session, rng, keys=keys, credentials=credentials)
 
     def _replay(
-        self, proto: Protocol[Any], state: ConfigRecord, ctx: Context
+        self,
+        proto: Protocol[Any],
+        state: ConfigRecord,
+        ctx: Context,
+        credentials: Credentials | None,
     ) -> ClientMachine[Any]:
         """The machine as it was after the last message it handled."""
-        machine = self._machine(proto, state)
+        machine = self._machine(proto, state, credentials)
         inbox: list[bytes] = list(state["inbox"])  # type: ignore[arg-type]
         sent: list[bytes] = list(state["sent"])  # type: ignore[arg-type]
         for j, data in enumerate([b"", *inbox]):
@@ -343,9 +508,19 @@ class SecAggMod:
         proto = self._protocol(setup)
         keys = KeyMaterial(stored["public"], SecretBytes(stored["secret"]))  # type: ignore[arg-type]
         session = Session(setup.session, setup.dim, setup.round)
+        done = ctx.state.config_records.get(DECRYPTED_STATE)
+        decrypted: list[bytes] = [] if done is None else list(done["rounds"])  # type: ignore[arg-type]
+        tag = _round_tag(setup)
+        if tag in decrypted:  # whatever the request claims: labels are the server's word
+            raise RefusedRequestError(
+                f"this node already decrypted an aggregate in round {setup.round} of this "
+                "session; the key holder decrypts one per round"
+            )
         rng = SeededRandom(self.seed).fork("key-holder") if self.seed is not None else self.rng
         holder = proto.key_holder(session, keys, rng)
         if holder is None:
             raise RefusedRequestError(f"{setup.protocol} in this key mode has no key holder")
         incoming = wire.decode(request.message, protocol=proto.wire_name)
-        return wire.encode(holder.receive(incoming))
+        reply = wire.encode(holder.receive(incoming))
+        ctx.state.config_records[DECRYPTED_STATE] = ConfigRecord({"rounds": [*decrypted, tag]})
+        return reply

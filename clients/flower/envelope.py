@@ -24,12 +24,14 @@ from flwr.app import ArrayRecord, ConfigRecord
 
 from secagg.errors import WireError
 
-__all__ = ["RECORD", "Reply", "Request", "Setup", "Stage", "flatten_arrays"]
+__all__ = ["RECORD", "UNASSIGNED", "Reply", "Request", "Setup", "Stage", "flatten_arrays"]
 
 RECORD = "secagg"
 """Key of the secagg ``ConfigRecord`` in a message's content (both directions)."""
 MAX_CONFIG_CHARS = 4096
 """The protocol config travels as JSON; a longer one is refused before it is parsed."""
+UNASSIGNED = -1
+"""The ``client_id`` of an IDENTIFY request: the node says which client it is."""
 
 
 class Stage(enum.Enum):
@@ -39,12 +41,17 @@ class Stage(enum.Enum):
     STEP: handle the server's message and send the next phase's message.
     KEYGEN: (key holder of an HE protocol) make the task keys; reply with the public part.
     DECRYPT: (key holder) decrypt the aggregate in the message; reply with the plaintext sum.
+    IDENTIFY: (signed rounds, before START) reply with this node's client id in the
+    directory of signing keys (``Reply.client_id``) and its signature claiming that id in
+    this session and round (``Reply.message``); the request's ``client_id`` is
+    :data:`UNASSIGNED`.
     """
 
     START = "start"
     STEP = "step"
     KEYGEN = "keygen"
     DECRYPT = "decrypt"
+    IDENTIFY = "identify"
 
 
 def _field(record: ConfigRecord, key: str, kind: type | tuple[type, ...], where: str) -> Any:

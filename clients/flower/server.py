@@ -21,7 +21,9 @@ ServerApp are wire bytes of masked vectors or ciphertexts.
 
 Node ids (Flower's 64-bit ids) become client ids 0..n-1 in ascending node-id order. For the HE
 protocols one node is the key holder (by default the lowest id): it makes the task keys once
-(KEYGEN), decrypts only the aggregate each round (DECRYPT) and sends no update.
+(KEYGEN), decrypts only the aggregate each round (DECRYPT) and sends no update. In a signed
+round (``consistency_check=True``, with ``directory=``) the client ids are the directory's
+instead: each node says which entry holds its key (IDENTIFY), and checks it is addressed so.
 
 This module is a driver: it reads the clock and does Flower I/O; the machines do neither.
 """
@@ -48,14 +50,17 @@ from secagg.errors import (
     RemoteProtocolError,
     RoutingError,
     SecAggError,
+    UnknownSenderError,
     WireError,
 )
+from secagg.primitives.signing import PUBLIC_KEY_BYTES, verify
 from secagg.protocol import KEY_HOLDER, KeyMaterial, Protocol, ServerMachine, Session
 from secagg.protocols.he import HEProtocol, KeyMode
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from .client_mod import ARRAYS
-from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
+from .envelope import RECORD, UNASSIGNED, Reply, Request, Setup, Stage, flatten_arrays
+from .identity import identify_message
 
 __all__ = ["FlowerRoundResult", "PhaseTraffic", "SecureAggregation"]
 
@@ -130,9 +135,14 @@ class SecureAggregation:
         N_max of the weighting w_u = min(n_u, N_max) / N_max; 0 for w_u = 1.
     key_holder:
         HE protocols: the node that holds the secret key (default: the lowest node id).
+    directory:
+        Client id -> Ed25519 public key of every client: required by protocols that sign
+        (``consistency_check=True``), which then run over the whole directory
+        (``num_clients = len(directory)``; members that are not connected have dropped out).
+        The nodes check signatures against their own copy (:mod:`.identity`).
     seed:
-        Reproducible runs only: session and server randomness as ``secagg.simulate(seed=...)``
-        draws them. Default: OS entropy.
+        Reproducible runs only: session and server randomness as ``secagg.simulate`` draws
+        them with ``seed=simulate_seed(seed, round)``. Default: OS entropy.
     **config:
         Keyword arguments of ``protocols.get`` except ``num_clients`` (the number of
         participating nodes), sent to the nodes as JSON.
@@ -146,6 +156,7 @@ class SecureAggregation:
         train_timeout: float | None = None,
         max_examples: int = 0,
         key_holder: int | None = None,
+        directory: Mapping[int, bytes] | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         **config: Any,
@@ -171,6 +182,7 @@ class SecureAggregation:
         self.train_timeout = float(train_timeout if train_timeout is not None else timeout)
         self.max_examples = max_examples
         self.key_holder_node = key_holder
+        self.directory = None if directory is None else _checked_directory(directory)
         self.seed = seed
         self.clock = clock
         self._public_keys: bytes | None = None  # HE: made once by the key holder ...
@@ -200,7 +212,16 @@ class SecureAggregation:
         if not nodes:
             raise ConfigError("no nodes to aggregate over", parameter="node_ids")
         rng: RandomSource = SeededRandom(self.seed) if self.seed is not None else SystemRandom()
-        probe = protocols.get(self.protocol, num_clients=max(len(nodes), 1), **self.config)
+        n = len(self.directory) if self.directory is not None else len(nodes)
+        probe = protocols.get(self.protocol, num_clients=max(n, 1), **self.config)
+        if probe.requires_credentials:
+            return self._signed_round(probe, grid, arrays, nodes, rng, round, train_config)
+        if self.directory is not None:
+            raise ConfigError(
+                f"directory is for protocols that sign; {self.protocol} as configured does not "
+                "(consistency_check=True)",
+                parameter="directory",
+            )
         holder_node = self._pick_key_holder(probe, nodes)
         participants = [n for n in nodes if n != holder_node]
         if not participants:
@@ -223,6 +244,41 @@ class SecureAggregation:
             run.public_keys = public
         else:
             server = proto.server(session, rng.fork("server"))
+        return self._finish(run, server, arrays)
+
+    def _signed_round(
+        self,
+        proto: Protocol[Any],
+        grid: Grid,
+        arrays: ArrayRecord,
+        nodes: list[int],
+        rng: RandomSource,
+        round: int,
+        train_config: ConfigRecord | None,
+    ) -> FlowerRoundResult:
+        """A round of a protocol that signs: over the directory, with the nodes' own ids."""
+        if self.directory is None:
+            raise ConfigError(
+                f"{self.protocol} with consistency_check=True needs the directory of the "
+                "clients' signing keys (SecureAggregation(directory=...))",
+                parameter="directory",
+            )
+        config_json = json.dumps(
+            {**self.config, "num_clients": len(self.directory)}, sort_keys=True
+        )
+        _, _, flat_model = flatten_arrays(arrays)
+        session = Session(rng.fork("session").random_bytes(32), flat_model.size + 1, round)
+        run = _Round(self, grid, proto, session, config_json, arrays, train_config)
+        run.node_of = run.identify(nodes, self.directory)
+        if not run.node_of:
+            raise AbortError("too-few-survivors", f"no node identified; {run.summary()}")
+        server = proto.server(session, rng.fork("server"), directory=self.directory)
+        return self._finish(run, server, arrays)
+
+    def _finish(
+        self, run: _Round, server: ServerMachine[Any], arrays: ArrayRecord
+    ) -> FlowerRoundResult:
+        proto, session = run.proto, run.session
         ring_sum = run.drive(server)
         flat_sum = np.asarray(proto.decode(ring_sum, np.zeros(1)), dtype=np.float64)
         weighted, total = flat_sum[:-1], float(flat_sum[-1])
@@ -266,6 +322,19 @@ class SecureAggregation:
             self._public_keys = run.keygen()
             self._keys_node = run.node_of[KEY_HOLDER]
         return self._public_keys
+
+
+def _checked_directory(directory: Mapping[int, bytes]) -> dict[int, bytes]:
+    """A copy of ``directory`` once it is client ids -> distinct 32-byte public keys."""
+    out = dict(directory)
+    ids_ok = all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in out)
+    keys_ok = all(isinstance(k, bytes) and len(k) == PUBLIC_KEY_BYTES for k in out.values())
+    if not out or not ids_ok or not keys_ok or len(set(out.values())) != len(out):
+        raise ConfigError(
+            "directory must map client ids to distinct 32-byte Ed25519 public keys",
+            parameter="directory",
+        )
+    return out
 
 
 def _fedavg(arrays: ArrayRecord, weighted: npt.NDArray[np.float64], total: float) -> ArrayRecord:
@@ -328,6 +397,82 @@ class _Round:
         parts += [f"node {n} rejected: {type(e).__name__}: {e}" for n, e in self.rejected.items()]
         parts += [f"node {n} refused: {why}" for n, why in self.refused.items()]
         return "; ".join(parts) if parts else "every node replied"
+
+    def identify(self, nodes: list[int], directory: Mapping[int, bytes]) -> dict[int, int]:
+        """Signed rounds: ask every node which directory entry holds its key; return client
+        id -> node for the nodes that prove it (a signature over the id, session and round
+        under that entry's key). Two nodes proving one id (one key on two nodes) are both
+        rejected."""
+        phase = Stage.IDENTIFY.value
+        traffic = self.traffic.setdefault(phase, PhaseTraffic())
+        t0 = self.owner.clock()
+        request = Request(Stage.IDENTIFY, self.setup(UNASSIGNED), phase)
+        messages = [
+            Message(
+                RecordDict({RECORD: request.to_record()}),
+                dst_node_id=node,
+                message_type=MessageType.TRAIN,
+                group_id=str(self.session.round),
+            )
+            for node in nodes
+        ]
+        traffic.requests += len(messages)
+        claims: dict[int, list[int]] = {}
+        answered: set[int] = set()
+        for reply in self.grid.send_and_receive(messages, timeout=self.owner.timeout):
+            node = reply.metadata.src_node_id
+            if node not in nodes or node in answered:
+                continue
+            answered.add(node)
+            try:
+                parsed = self._parse(reply, node, UNASSIGNED)
+                if parsed is None:
+                    continue
+                if parsed.phase != phase:
+                    raise RoutingError(f"node {node} answered for phase {parsed.phase!r}")
+                if parsed.client_id not in directory:
+                    raise UnknownSenderError(
+                        f"node {node} claims client id {parsed.client_id}, not in the directory"
+                    )
+                cid = parsed.client_id
+                claimed = identify_message(cid, session=self.session.id, round=self.session.round)
+                verify(directory[cid], claimed, parsed.message, sender=cid)
+            except _NodeFailure as exc:
+                self.dropped[node] = f"{phase} ({exc})"
+                continue
+            except RemoteProtocolError as exc:
+                self.rejected[node] = exc
+                continue
+            traffic.replies += 1
+            traffic.bytes_from_nodes += len(parsed.message)
+            claims.setdefault(parsed.client_id, []).append(node)
+        for node in nodes:
+            if node not in answered:
+                self.dropped[node] = phase
+        node_of: dict[int, int] = {}
+        for cid, claimants in sorted(claims.items()):
+            if len(claimants) == 1:
+                node_of[cid] = claimants[0]
+                continue
+            for node in claimants:
+                self.rejected[node] = RoutingError(
+                    f"nodes {sorted(claimants)} all claim client id {cid}", sender=cid
+                )
+        traffic.seconds += self.owner.clock() - t0
+        return node_of
+
+    def _parse(self, reply: Message, node: int, cid: int) -> Reply | None:
+        """A node's reply, or None when it refused (recorded). Raises _NodeFailure for a
+        Flower-level error and RemoteProtocolError for a reply our checks refuse."""
+        if reply.has_error():
+            raise _NodeFailure(f"Flower error {reply.error.code}: {reply.error.reason}")
+        if RECORD not in reply.content.config_records:
+            raise WireError(f"node {node}'s reply has no {RECORD!r} record", sender=cid)
+        parsed = Reply.from_record(reply.content.config_records[RECORD])
+        if parsed.error:
+            self.refused[node] = f"{parsed.error}: {parsed.detail}"
+            return None
+        return parsed
 
     def keygen(self) -> bytes:
         request = Request(Stage.KEYGEN, self.setup(KEY_HOLDER), phase="keygen")
@@ -425,13 +570,8 @@ class _Round:
                 continue  # not asked in this phase (Flower pairs replies with requests)
             cid = asked
             try:
-                if reply.has_error():
-                    raise _NodeFailure(f"Flower error {reply.error.code}: {reply.error.reason}")
-                if RECORD not in reply.content.config_records:
-                    raise WireError(f"node {node}'s reply has no {RECORD!r} record", sender=cid)
-                parsed = Reply.from_record(reply.content.config_records[RECORD])
-                if parsed.error:
-                    self.refused[node] = f"{parsed.error}: {parsed.detail}"
+                parsed = self._parse(reply, node, cid)
+                if parsed is None:
                     continue
                 if parsed.client_id != cid or parsed.phase != phase:
                     raise RoutingError(

@@ -49,7 +49,8 @@ def make_client_app(
     save_inputs: str | None = None,
     protocols: tuple[str, ...] = SECURE_PROTOCOLS,
 ) -> ClientApp:
-    """``seed``: reproducible node secrets, to compare with ``secagg.simulate(seed=...)``;
+    """``seed``: reproducible node secrets (fresh each round), to compare with
+    ``secagg.simulate(seed=simulate_seed(seed, round))``;
     leave it None in a deployment (each node then draws its secrets from OS entropy).
     ``protocols``: what the nodes agree to run (``plain`` only when named here)."""
     tap = SaveInput(save_inputs) if save_inputs else None

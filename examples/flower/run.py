@@ -22,7 +22,7 @@ from flwr.simulation import run_simulation
 from server_app import make_server_app
 
 from secagg import protocols, simulate
-from secagg.clients.flower import SECURE_PROTOCOLS
+from secagg.clients.flower import SECURE_PROTOCOLS, simulate_seed
 
 CKKS_TOLERANCE = 1e-6  # CKKS is approximate: its sums agree to this, not bit for bit
 
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         for rnd, result in enumerate(history.results):
             inputs, weights = tapped(Path(tap), rnd)
             proto = protocols.get(args.protocol, num_clients=len(inputs))
-            expected = simulate(proto, inputs, weights=weights, seed=args.seed, round=rnd)
+            seed = simulate_seed(args.seed, rnd)  # what a seeded node draws in round rnd
+            expected = simulate(proto, inputs, weights=weights, seed=seed, round=rnd)
             diff = float(
                 np.max(
                     np.abs(

@@ -38,7 +38,12 @@ class CKKSConfig(BaseConfig):
     key_mode:
         ``"key-holder"`` (default) or ``"shared"`` (see :class:`~secagg.protocols.he.KeyMode`).
     min_survivors:
-        The round aborts with fewer inputs; a decryptor refuses a sum of fewer.
+        The round aborts with fewer inputs; a decryptor refuses a sum of fewer. Default
+        max(2, ceil(n / 2)) (:func:`~secagg.protocols.he.default_min_survivors`); 1 is
+        refused unless ``allow_single_input``.
+    allow_single_input:
+        Allow ``min_survivors=1`` (and ``num_clients=1``): a decryption may then reveal one
+        participant's input. Off by default; for tests and measurements.
     num_decryptors:
         Shared-key mode: how many surviving participants are asked to decrypt (their answers
         must agree). Must be 1 with a key holder.
@@ -46,7 +51,8 @@ class CKKSConfig(BaseConfig):
 
     preset: str = DEFAULT_PRESET
     key_mode: KeyMode | str = KeyMode.KEY_HOLDER
-    min_survivors: int = 1
+    min_survivors: int | None = None
+    allow_single_input: bool = False
     num_decryptors: int = 1
 
     def __post_init__(self) -> None:

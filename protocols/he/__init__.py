@@ -5,7 +5,7 @@ wire messages, the participant/aggregator/key-holder machines, the key modes, an
 from .machines import HEClient, HEKeyHolder, HEServer
 from .messages import DecryptedSum, EncryptedInput, EncryptedSum, Phase
 from .protocol import HEProtocol
-from .roles import KeyMode
+from .roles import KeyMode, default_min_survivors
 from .scheme import Accumulator, Scheme
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "KeyMode",
     "Phase",
     "Scheme",
+    "default_min_survivors",
 ]

@@ -31,14 +31,16 @@ class PaillierConfig(CommonConfig):
     guard_bits:
         g >= 0 extra bits per slot beyond q + ceil(log2 n); an input outside [-L, L] then
         shows up as an out-of-range slot sum instead of carrying into the next slot.
-    key_mode, min_survivors, num_decryptors:
-        As for ``ckks`` (see :class:`~secagg.protocols.he.KeyMode`).
+    key_mode, min_survivors, allow_single_input, num_decryptors:
+        As for ``ckks`` (see :class:`~secagg.protocols.he.KeyMode`): ``min_survivors``
+        defaults to max(2, ceil(n / 2)), and 1 needs ``allow_single_input=True``.
     """
 
     key_bits: int = MIN_KEY_BITS
     guard_bits: int = 1
     key_mode: KeyMode | str = KeyMode.KEY_HOLDER
-    min_survivors: int = 1
+    min_survivors: int | None = None
+    allow_single_input: bool = False
     num_decryptors: int = 1
 
     def __post_init__(self) -> None:

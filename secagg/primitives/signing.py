@@ -44,6 +44,8 @@ class SignedPurpose(bytes, enum.Enum):
 
     ADVERTISED_KEYS = b"secagg/v1/sig/advertised-keys"
     SURVIVORS = b"secagg/v1/sig/survivors"
+    FLOWER_IDENTITY = b"secagg/v1/sig/flower-identity"
+    """A Flower node's claim to a client id of the directory in one round."""
 
 
 def signed_message(
