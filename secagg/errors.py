@@ -176,9 +176,10 @@ class AbortError(SecAggError):
     reason:
         A short machine-readable reason, e.g. ``"too-few-survivors"``.
     culprits:
-        The clients whose misbehaviour made the round impossible, when it is known (e.g. the
-        dealer of share boxes that did not open): a driver can leave them out of the next
-        round.
+        The clients accused of making the round impossible, when there is an accusation (the
+        dealer of share boxes that did not open at their receivers). The accusation is the
+        receivers' word: boxes carry no proof, so colluding receivers can accuse an honest
+        dealer; ``detail`` names them. A driver may leave the accused out of the next round.
     """
 
     def __init__(self, reason: str, detail: str, *, culprits: frozenset[int] = frozenset()) -> None:
