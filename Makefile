@@ -13,7 +13,7 @@ TORCH  := torch==2.13.0
 NODE_STAMP := contracts/node_modules/.installed-stamp
 IPFS_STAMP := tools/ipfs/node_modules/.installed-stamp
 
-.PHONY: demo test bench bench-quick fuzz lint typecheck contracts gas clean
+.PHONY: demo test bench bench-quick fuzz nightly lint typecheck contracts gas clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,20 @@ demo: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(IPFS_STAMP)
 	$(PY) -m pytest -q
 
-# The full grid (every protocol over d, n, dropout; ~20 min on 2 cores) plus the primitive,
-# masking and HE benchmarks; rewrites the grid section of benchmarks/RESULTS.md and the plots.
 # The nightly fuzz run: 50,000 inputs per parser and strategy (1.2M in all, ~17 min on 2
 # cores); `make test` runs the same harness with 200.
 fuzz: $(STAMP)
 	SECAGG_FUZZ_EXAMPLES=50000 $(PY) -m pytest tests/test_fuzz.py -q
 
+# The nightly property run: every hypothesis test file under the "nightly" profile (5,000
+# examples a test where CI runs 60, and 5,000 SecAgg/SecAgg+ rounds against the recovery
+# oracle where CI runs 200), after the fuzz run above.
+PROPERTY_TESTS := $(filter-out tests/test_fuzz.py,$(shell grep -l "@given" tests/test_*.py))
+nightly: $(STAMP) fuzz
+	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest -q $(PROPERTY_TESTS)
+
+# The full grid (every protocol over d, n, dropout; ~20 min on 2 cores) plus the primitive,
+# masking and HE benchmarks; rewrites the grid section of benchmarks/RESULTS.md and the plots.
 bench: $(STAMP)
 	mkdir -p .benchmarks
 	SECAGG_BENCH=full $(PY) -m pytest benchmarks -q --benchmark-only \

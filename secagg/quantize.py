@@ -14,6 +14,13 @@ integer sum and ``dequantize`` is ``signed(ring_sum) / scale``. Per entry, the e
 decoded sum against sum_i w_i clip(x_i) is below n / scale = n c / L (each rounding moves an
 entry by < 1 level); its expectation is 0.
 
+In float64, ``v + u`` is rounded: near the clip (v = L, u just below 1) it can round up to
+L + 1 once L's spacing exceeds u's resolution (with probability about 2^(q-55) per clipped entry,
+1 in 128 at q = 48), and ``w * clip(x) * scale`` can land an ulp beyond L. So e is clamped to
+[-L, L] after rounding: the sum bound above holds for every q up to :data:`MAX_QUANT_BITS`,
+and since the rounded sum never leaves {floor(v), floor(v) + 1}, clamping changes only those
+edge cases (to the value exact arithmetic gives).
+
 The dither u comes from the ChaCha20 keystream under a fresh key drawn from the injected
 RandomSource (read as 53-bit uniforms), so CPU and CUDA tensors quantize bit-identically for
 the same key, and nothing touches a global RNG. (Flower's SecAgg+ uses an offset encoding in
@@ -207,10 +214,12 @@ class Quantizer:
             bits = keystream_torch(key, v.numel(), 64, device=v.device)
             u = ((bits >> 11) & ((1 << 53) - 1)).to(torch.float64) * _UNIFORM
             e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
+            e = e.clamp(-cfg.levels, cfg.levels)  # float64 rounding near the clip: see above
             return self.ring.from_signed(e.to(torch.int64))
         arr = _finite_float64(x)
         u = (keystream(key, arr.size, 64) >> np.uint64(11)).astype(np.float64) * _UNIFORM
         e_np = np.floor(np.clip(arr, -cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
+        np.clip(e_np, -cfg.levels, cfg.levels, out=e_np)  # float64 rounding near the clip
         return self.ring.from_signed(e_np.astype(np.int64))
 
     def dequantize(self, ring_sum: RingVector) -> Any:

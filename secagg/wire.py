@@ -214,6 +214,9 @@ def _dec_array(r: _Reader) -> np.ndarray[Any, Any]:
 def _codec_for(tp: Any, owner: str) -> _FieldCodec:
     """Build the codec of one annotated type (fails at registration for unsupported types)."""
     origin = typing.get_origin(tp)
+    for alias in (tp, origin):  # a PEP 695 alias, e.g. numpy >= 2.5's NDArray: its value
+        if type(alias).__name__ == "TypeAliasType":
+            return _codec_for(alias.__value__, owner)
     if tp is bool:
         return _FieldCodec(_enc_bool, _dec_bool, 1)
     if tp is int:

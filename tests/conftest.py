@@ -1,4 +1,4 @@
-"""Shared test settings: hypothesis profiles and the CUDA marker."""
+"""Shared test settings: hypothesis profiles and the ``cuda`` marker (skipped without a device)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from hypothesis import HealthCheck, settings
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("nightly", max_examples=5000, deadline=None)
+# `make nightly` selects this one (HYPOTHESIS_PROFILE=nightly); tests that ask for more than the
+# CI default scale with it (tests/test_masking.py).
+settings.register_profile(
+    "nightly", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -22,4 +26,16 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-requires_cuda = pytest.mark.skipif(not cuda_available(), reason="no CUDA device on this machine")
+requires_cuda = pytest.mark.cuda
+"""Alias of the ``cuda`` marker (pyproject.toml): ``pytest -m cuda`` selects the tests that
+need a CUDA device, and they are skipped where there is none (below)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip every test marked ``cuda`` (a function or one of its parameters) without a device."""
+    if cuda_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device on this machine")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -19,6 +19,7 @@ import pytest
 from eth_utils import keccak
 
 from secagg.chain import Chain
+from secagg.chain.errors import NothingToWithdrawError
 
 from .chain_world import World
 
@@ -98,7 +99,7 @@ def test_a_token_reentering_a_payout_hits_the_guard(
     paid = world.contracts.balance_of(payee.address) - before
     assert paid > 0
     assert world.contracts.balance_of(world.contracts.coordinator.address) == held - paid
-    with pytest.raises(Exception, match="NothingToWithdraw"):  # paid once
+    with pytest.raises(NothingToWithdrawError):  # paid once
         CASES[outer](world, task)
 
 

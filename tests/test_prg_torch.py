@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from secagg.primitives.prg import keystream
 from secagg.primitives.prg_torch import keystream_torch
-from tests.conftest import requires_cuda
 
 keys = st.binary(min_size=32, max_size=32)
 
@@ -55,7 +54,7 @@ def test_torch_keystream_rfc8439_block() -> None:
     assert _as_numpy(out, 32).astype("<u4").tobytes() == expected
 
 
-@requires_cuda
+@pytest.mark.cuda
 @pytest.mark.parametrize("bits", [32, 64])
 def test_cuda_keystream_equals_cpu_keystream(bits: int) -> None:
     key = bytes(range(1, 33))

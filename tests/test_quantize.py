@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from secagg.errors import ConfigError, InvalidInputError
-from secagg.quantize import QuantizationConfig, Quantizer
+from secagg.quantize import MAX_QUANT_BITS, QuantizationConfig, Quantizer
 from secagg.randomness import SeededRandom
-from tests.conftest import requires_cuda
 
 
 @pytest.mark.parametrize(
@@ -98,6 +97,31 @@ def test_clipping_and_extremes_stay_in_range() -> None:
     assert list(cfg.ring.to_signed(e)) == [-127, -127, 127, 127]
 
 
+@given(
+    q=st.integers(44, MAX_QUANT_BITS),
+    clip=st.floats(1e-6, 1e6),
+    weight=st.sampled_from([1.0, 0.999999, 0.5]) | st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32),
+    torch_input=st.booleans(),
+)
+def test_every_entry_is_within_the_levels_up_to_the_largest_quant_bits(
+    q: int, clip: float, weight: float, seed: int, torch_input: bool
+) -> None:
+    """|e| <= L = 2^(q-1) - 1 for every entry, up to q = MAX_QUANT_BITS: clipped entries
+    (|v| = L) are where float64 rounding of v + u used to give L + 1 (about 1 in 128 clipped
+    entries at q = 48, most of them at q = 53)."""
+    cfg = QuantizationConfig(clip=clip, quant_bits=q, ring_bits=64, num_clients=1)
+    big = np.full(2048, clip)
+    x = np.concatenate([big, -big, big * (1 - 1e-12), -big * (1 - 1e-12), 2 * big, -2 * big])
+    encoded = Quantizer(cfg).quantize(
+        torch.from_numpy(x) if torch_input else x, SeededRandom(seed), weight=weight
+    )
+    e = cfg.ring.to_signed(cfg.ring.to_numpy(encoded)).astype(np.int64)
+    assert int(np.abs(e).max()) <= cfg.levels
+    v = np.clip(x, -clip, clip) * (weight * cfg.scale)  # e rounds v down or up, never further
+    assert np.all(np.abs(e - v) < 1 + np.abs(v) * 2.0**-50)
+
+
 @pytest.mark.parametrize("bad", [np.array([1.0, np.nan]), np.array([np.inf, 0.0])])
 def test_non_finite_input_is_refused(bad: np.ndarray) -> None:
     quantizer = Quantizer(QuantizationConfig(1.0, 8, 32, 1))
@@ -134,7 +158,7 @@ def test_torch_quantization_is_bit_identical_to_numpy(ring_bits: int) -> None:
     np.testing.assert_array_equal(quantizer.dequantize(tt).numpy(), quantizer.dequantize(cpu))
 
 
-@requires_cuda
+@pytest.mark.cuda
 def test_cuda_quantization_is_bit_identical_to_numpy() -> None:
     cfg = QuantizationConfig(clip=1.0, quant_bits=20, ring_bits=32, num_clients=10)
     quantizer = Quantizer(cfg)
@@ -143,3 +167,15 @@ def test_cuda_quantization_is_bit_identical_to_numpy() -> None:
     gpu = quantizer.quantize(torch.from_numpy(x).cuda(), SeededRandom(6))
     assert gpu.device.type == "cuda"
     np.testing.assert_array_equal(cfg.ring.to_numpy(gpu), cpu)
+
+
+@pytest.mark.cuda
+def test_cuda_quantization_at_the_largest_quant_bits_stays_within_the_levels() -> None:
+    """The clamp to [-L, L] acts on the device too, bit-identically to numpy."""
+    cfg = QuantizationConfig(clip=1.0, quant_bits=MAX_QUANT_BITS, ring_bits=64, num_clients=1)
+    quantizer = Quantizer(cfg)
+    x = np.concatenate([np.full(50_000, 1.0), np.full(50_000, -1.0), np.linspace(-2, 2, 1001)])
+    cpu = quantizer.quantize(x, SeededRandom(7))
+    gpu = quantizer.quantize(torch.from_numpy(x).cuda(), SeededRandom(7))
+    np.testing.assert_array_equal(cfg.ring.to_numpy(gpu), cpu)
+    assert int(np.abs(cfg.ring.to_signed(cpu)).max()) <= cfg.levels

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from secagg import ConfigError, protocols, simulate
 from secagg.errors import AbortError, InvalidInputError
 from secagg.sim import INPUT_ENCODING
-from tests.conftest import requires_cuda
 
 
 def _inputs(n: int, d: int, seed: int = 0) -> dict[int, np.ndarray]:
@@ -83,7 +82,7 @@ def test_numpy_array_in_numpy_array_out_with_shape() -> None:
     assert result.sum.shape == (3, 2) and result.sum.dtype == np.float32
 
 
-@requires_cuda
+@pytest.mark.cuda
 def test_cuda_inputs_give_a_cuda_sum_equal_to_the_cpu_sum() -> None:
     proto = protocols.get("plain", num_clients=4)
     inputs = _inputs(4, 1000)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +160,58 @@ def test_directory_store_survives_a_restart_and_never_half_writes(tmp_path: Path
     assert list((tmp_path / "tmp").iterdir()) == []
     store.pin(cid)
     assert store.pinned() == {cid}
+
+
+_KILLED_WRITER = """
+import sys, time
+from secagg.store.directory import DirectoryStore
+
+def chunks():
+    for _ in range(4096):  # 4 GiB at most: it is killed long before
+        yield bytes([0xAB]) * (1 << 20)
+        time.sleep(0.002)
+
+DirectoryStore(sys.argv[1]).put_stream(chunks())
+"""
+
+
+def _partial_write(tmp: Path, writer: subprocess.Popen[bytes], size: int = 4 * MB) -> Path:
+    """The writer's file in ``tmp`` once it holds ``size`` bytes."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert writer.poll() is None, "the writer exited before it was killed"
+        for path in tmp.iterdir():
+            if path.stat().st_size >= size:
+                return path
+        time.sleep(0.01)
+    raise AssertionError("the writer wrote nothing in 60 s")
+
+
+def test_a_directory_store_killed_mid_write_leaves_no_blob_and_is_cleaned_when_opened(
+    tmp_path: Path,
+) -> None:
+    """A real SIGKILL while a process writes a large blob: the partial file stays in ``tmp/``
+    (no blob under any CID), a store opened while the writer lives leaves it alone, and the
+    next store opened after the kill removes it."""
+    kept = DirectoryStore(tmp_path).put(b"kept")
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)])
+    try:
+        partial = _partial_write(tmp_path / "tmp", writer)
+        assert DirectoryStore(tmp_path).removed_orphans == 0  # a live writer's file stays
+        assert partial.exists()
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert partial.stat().st_size >= 4 * MB  # what the kill left behind
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == [kept]
+    store = DirectoryStore(tmp_path)  # the restart
+    assert store.removed_orphans == 1
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert store.get(kept) == b"kept"
+    assert store.get(store.put(b"after")) == b"after"
 
 
 class LyingDaemon(httpx.BaseTransport):

@@ -18,7 +18,6 @@ from secagg.clients.trainer import (
     weighted_sum,
 )
 from secagg.errors import ConfigError
-from tests.conftest import requires_cuda
 
 
 def test_the_split_partitions_the_training_set() -> None:
@@ -93,7 +92,7 @@ def test_fedavg_over_the_secure_sum_matches_plain_fedavg() -> None:
     assert abs(secure - plain) <= 0.01
 
 
-@requires_cuda
+@pytest.mark.cuda
 def test_training_on_cuda_stays_on_the_device_and_agrees_with_the_cpu() -> None:
     fed = split_digits(2, alpha=100.0, seed=0)
     start = get_params(make_model("mlp", seed=0))
