@@ -29,6 +29,7 @@ from secagg.clients.flower import (
     SecureAggregation,
     Setup,
     Stage,
+    ThreatFloor,
     load_directory,
     round_seed,
     simulate_seed,
@@ -321,6 +322,32 @@ def _ask(mod: SecAggMod, request: Request | ConfigRecord, ctx: Context) -> Reply
 def test_a_node_refuses_a_downgrade_to_plain() -> None:
     reply = _ask(SecAggMod(), Request(Stage.START, _setup("plain"), "input"), _context())
     assert reply.error == RefusedRequestError.__name__ and "plain" in reply.detail
+
+
+@pytest.mark.parametrize(
+    ("announced", "named"),
+    [
+        ({"adversary": "semi-honest"}, "semi-honest"),
+        ({"corrupted_fraction": 0.0}, "corrupted_fraction=0.0"),
+        ({"dropout_rate": 0.05}, "dropout_rate=0.05"),
+    ],
+)
+def test_a_node_refuses_a_round_sized_for_a_weaker_adversary(
+    announced: dict[str, Any], named: str
+) -> None:
+    """The server announces the masking parameters. Sized for a semi-honest server, or for
+    fewer corrupted clients or dropouts, t, k and the signature quorum shrink: at n = 100 a
+    'semi-honest' announcement gives t = 6 instead of 16, and a server that forwards a victim
+    only t boxes and then drops those t partners reads its input from one honestly signed U3.
+    The node's ThreatFloor refuses such a round by name; at the floor it runs."""
+    config = json.dumps({"num_clients": 100, **announced})
+    request = Request(Stage.START, _setup(config=config), "advertise-keys")
+    reply = _ask(SecAggMod(), request, _context())
+    assert reply.error == RefusedRequestError.__name__ and named in reply.detail
+    relaxed = ThreatFloor("semi-honest", corrupted_fraction=0.0, dropout_rate=0.0)
+    assert not _ask(SecAggMod(threat_floor=relaxed), request, _context()).error
+    at_floor = Request(Stage.START, _setup(config='{"num_clients": 100}'), "advertise-keys")
+    assert not _ask(SecAggMod(), at_floor, _context()).error
 
 
 def test_a_node_refuses_what_its_check_refuses() -> None:

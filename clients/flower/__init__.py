@@ -10,7 +10,7 @@
 See ``examples/flower/`` and the README's Flower section.
 """
 
-from .client_mod import SECURE_PROTOCOLS, InputTap, SecAggMod
+from .client_mod import SECURE_PROTOCOLS, InputTap, SecAggMod, ThreatFloor
 from .envelope import RECORD, Reply, Request, Setup, Stage
 from .identity import (
     IdentityFiles,
@@ -37,6 +37,7 @@ __all__ = [
     "SecureAggregation",
     "Setup",
     "Stage",
+    "ThreatFloor",
     "load_directory",
     "load_signing_key",
     "round_seed",

@@ -54,6 +54,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ from secagg.errors import (
     SecAggError,
     WrongSessionError,
 )
+from secagg.graph import Adversary
 from secagg.protocol import (
     KEY_HOLDER,
     ClientMachine,
@@ -80,6 +82,7 @@ from secagg.protocol import (
     SecretBytes,
     Session,
 )
+from secagg.protocols.secaggplus.config import SecAggPlusConfig
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from ..errors import FlowerStateError
@@ -87,7 +90,7 @@ from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import IdentitySource, NodeIdentity
 from .seeding import round_seed
 
-__all__ = ["SECURE_PROTOCOLS", "InputTap", "SecAggMod"]
+__all__ = ["SECURE_PROTOCOLS", "InputTap", "SecAggMod", "ThreatFloor"]
 
 SECURE_PROTOCOLS = ("secagg", "secaggplus", "ckks", "paillier")
 """What :class:`SecAggMod` agrees to run unless told otherwise (``plain`` hides nothing)."""
@@ -123,6 +126,61 @@ def _default_min_survivors(protocol: str, config: str) -> int:
     return int(protocols.get(protocol, **kwargs).config.min_survivors)
 
 
+@dataclass(frozen=True, slots=True)
+class ThreatFloor:
+    """The weakest threat model a node lets the server size a masking round for.
+
+    The server announces the masking parameters; a weaker adversary, fewer corrupted
+    clients or fewer dropouts give a smaller k, t and signature quorum. A node refuses a round
+    announced for less than this floor, so the server cannot shrink them (with parameters at
+    or above the floor, every t, k and quorum the config accepts is safe for the floor: the
+    checks are monotone in gamma and delta).
+
+    Attributes
+    ----------
+    adversary:
+        ``"semi-malicious"`` (default): refuse ``"semi-honest"``; ``"malicious"``: refuse
+        all but ``"malicious"`` (which needs signatures).
+    corrupted_fraction, dropout_rate:
+        gamma and delta: the least the server may announce (defaults: the library's, 0.05
+        and 0.1).
+    """
+
+    adversary: str = Adversary.SEMI_MALICIOUS.value
+    corrupted_fraction: float = 0.05
+    dropout_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        try:
+            Adversary(self.adversary)
+        except ValueError:
+            raise ConfigError(
+                f"threat_floor.adversary must be an Adversary value, got {self.adversary!r}",
+                parameter="threat_floor",
+            ) from None
+        for name in ("corrupted_fraction", "dropout_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ConfigError(f"threat_floor.{name} must be in [0, 1)", parameter=name)
+
+    def check(self, config: SecAggPlusConfig) -> None:
+        """Raise :class:`RefusedRequestError` when ``config`` is sized for less."""
+        order = [Adversary.SEMI_HONEST, Adversary.SEMI_MALICIOUS, Adversary.MALICIOUS]
+        asked = config.adversary_model
+        if order.index(asked) < order.index(Adversary(self.adversary)):
+            raise RefusedRequestError(
+                f"the server sizes the round for a {asked.value} server; this node accepts "
+                f"{self.adversary} or stronger"
+            )
+        for name in ("corrupted_fraction", "dropout_rate"):
+            got, least = getattr(config, name), getattr(self, name)
+            if got < least:
+                raise RefusedRequestError(
+                    f"the server sizes the round for {name}={got}; this node accepts "
+                    f"{least} or more"
+                )
+
+
 class SecAggMod:
     """Flower mod: run a secagg client (or an HE key holder) inside a ``ClientApp``.
 
@@ -141,6 +199,10 @@ class SecAggMod:
         itself for the parameters the server announces (max(2, ceil(n / 2)) for ``ckks`` and
         ``paillier``, t for ``secagg`` and ``secaggplus``), so a server may raise
         ``min_survivors`` but neither lower it nor turn on ``allow_single_input``.
+    threat_floor:
+        The weakest adversary, gamma and delta a masking round may be sized for
+        (:class:`ThreatFloor`; default: semi-malicious, 0.05, 0.1): a server announcing a
+        semi-honest adversary or gamma = 0 to shrink t and the quorum is refused.
     num_clients:
         When set, a request for any other number of clients is refused (the server also picks
         n, and n sets the default ``min_survivors`` and the key holder's largest sum).
@@ -174,6 +236,7 @@ class SecAggMod:
         check: Callable[[Protocol[Any]], None] | None = None,
         min_survivors: int | None = None,
         num_clients: int | None = None,
+        threat_floor: ThreatFloor | None = None,
         identity: NodeIdentity | IdentitySource | None = None,
         require_signatures: bool | None = None,
         seed: int | None = None,
@@ -193,6 +256,7 @@ class SecAggMod:
         self.check = check
         self.min_survivors = min_survivors
         self.num_clients = num_clients
+        self.threat_floor = ThreatFloor() if threat_floor is None else threat_floor
         self.identity = identity
         self.require_signatures = (
             identity is not None if require_signatures is None else require_signatures
@@ -257,6 +321,8 @@ class SecAggMod:
                 f"the server asks for num_clients={n}; this node is configured for "
                 f"{self.num_clients}"
             )
+        if isinstance(proto.config, SecAggPlusConfig):
+            self.threat_floor.check(proto.config)
         asked = getattr(proto.config, "min_survivors", None)
         if asked is None:
             return
