@@ -41,7 +41,7 @@ from typing import Any
 from secagg import wire
 from secagg.errors import AbortError, RemoteProtocolError, UnknownSenderError
 from secagg.graph import NeighbourGraph, graph_seed
-from secagg.primitives.x25519 import validate_public_key
+from secagg.primitives.x25519 import key_point, validate_public_key
 from secagg.protocol import KEY_HOLDER, SERVER, AggregateResult, KeyMaterial, Protocol, Session
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.he.messages import DecryptedSum, EncryptedInput, EncryptedSum
@@ -83,7 +83,8 @@ class RoundRecord:
     agreement_keys:
         c_v^PK of every registered member (the roster is ``range(len(agreement_keys))``).
     masking_keys, bundles:
-        s_v^PK and the ShareKeys blob of each member that posted shares this round.
+        s_v^PK and the ShareKeys blob of each member that posted shares this round;
+        ``masking_keys`` in posting (chain) order, which decides who keeps a repeated key.
     inputs:
         The revealed blob of each member of U (masked input, ciphertexts or plain input).
     survivors:
@@ -151,10 +152,11 @@ def server_keys(proto: SecAggPlus, record: RoundRecord, me: int) -> ServerKeys:
     that registered a key nobody can agree with (a small-order point) is left out: it is not
     in U1 for anyone."""
     graph = _graph(proto, record)
+    unusable = _unusable_agreement_keys(record)
     keys = tuple(
         PublicKeys(v, record.agreement_keys[v], b"", b"")
         for v in sorted(graph.neighbours(me))
-        if _usable_key(record.agreement_keys[v])
+        if v not in unusable
     )
     return ServerKeys(record.session.id, record.session.round, SERVER, graph.roster, keys)
 
@@ -241,12 +243,40 @@ def _graph(proto: SecAggPlus, record: RoundRecord) -> NeighbourGraph:
     return NeighbourGraph(record.roster, proto.num_neighbors, seed)
 
 
-def _usable_key(public: bytes) -> bool:
-    try:
-        validate_public_key(public)
-    except RemoteProtocolError:
-        return False
-    return True
+def _unusable_agreement_keys(record: RoundRecord) -> dict[int, RemoteProtocolError]:
+    """Members whose registered c_v^PK nobody can use: a small-order point, or a copy of the
+    key of a member who registered earlier (a lower id: ids are registration order)."""
+    out: dict[int, RemoteProtocolError] = {}
+    first: dict[bytes, int] = {}
+    for v, key in enumerate(record.agreement_keys):
+        try:
+            validate_public_key(key, sender=v)
+        except RemoteProtocolError as exc:
+            out[v] = exc
+            continue
+        owner = first.setdefault(key_point(key), v)
+        if owner != v:
+            out[v] = RemoteProtocolError(
+                f"client {v} registered client {owner}'s agreement key", sender=v
+            )
+    return out
+
+
+def _copied_masking_keys(record: RoundRecord) -> dict[int, RemoteProtocolError]:
+    """Members whose posted s_v^PK repeats a registered agreement key (registered before any
+    posting) or a masking key posted before it this round (``masking_keys`` is in posting
+    order): the first holder keeps a key, a copier is out of U1, whatever its id."""
+    registered = {key_point(k) for k in record.agreement_keys}
+    out: dict[int, RemoteProtocolError] = {}
+    posted: dict[bytes, int] = {}
+    for v, key in record.masking_keys.items():
+        point = key_point(key)
+        owner = posted.setdefault(point, v)
+        if point in registered or owner != v:
+            out[v] = RemoteProtocolError(
+                f"client {v}'s masking key repeats a key posted or registered before it", sender=v
+            )
+    return out
 
 
 def _advertised(record: RoundRecord, u: int) -> AdvertiseKeys:
@@ -258,7 +288,11 @@ def _advertised(record: RoundRecord, u: int) -> AdvertiseKeys:
 
 def _masking_until_inputs(proto: SecAggPlus, record: RoundRecord, out: Replay) -> Any:
     server = proto.server(record.session, roster=record.roster)
+    out.rejected.update(_unusable_agreement_keys(record))
+    out.rejected.update(_copied_masking_keys(record))
     for u in sorted(record.masking_keys):
+        if u in out.rejected:
+            continue
         try:
             server.receive(_advertised(record, u))
         except RemoteProtocolError as exc:

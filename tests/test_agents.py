@@ -337,6 +337,35 @@ class WeakMaskingKey(Participant):
         self.contracts = Lying()  # type: ignore[assignment]
 
 
+class CopiedMaskingKey(Participant):
+    """Client 0 posts client 5's registered agreement key as its own masking key."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        contracts, me = self.contracts, self
+
+        class Copying:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(contracts, name)
+
+            def share_keys(self, account: Any, task_id: int, _key: bytes, cid: bytes) -> Any:
+                record = me.ledger.record(me.store, me.ledger.round, shares=False, outcome=False)
+                return contracts.share_keys(account, task_id, record.agreement_keys[5], cid)
+
+        self.contracts = Copying()  # type: ignore[assignment]
+
+
+def test_a_copied_key_costs_the_copier_its_place_not_the_owner() -> None:
+    """Keys are first come, first kept: client 0 (the lowest id, which the replay used to
+    serve first) posts client 5's registered c_5^PK as its s_0^PK. Every party leaves 0 out
+    of U1 by name; 5 and the others finalize and verify."""
+    result = run(**{**SMALL, "rounds": 1}, participant_classes={0: CopiedMaskingKey})
+    (r,) = result.rounds
+    assert r.outcome == "finalized" and r.verified, r.notes
+    assert r.survivors == [1, 2, 3, 4, 5]
+    assert any("client 0" in n and "repeats a key" in n for n in r.notes), r.notes
+
+
 @pytest.mark.parametrize(
     ("cheater", "error"),
     [

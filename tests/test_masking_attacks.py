@@ -19,6 +19,7 @@ from secagg.errors import (
     LocalProtocolError,
     OutOfPhaseError,
     RefusedRequestError,
+    RemoteProtocolError,
     UnknownSenderError,
     WeakKeyError,
     WrongLengthError,
@@ -617,3 +618,18 @@ def test_a_small_order_key_is_refused_where_it_arrives_and_the_round_completes(
     assert r.server.result.survivors == set(range(N)) - {cheat}
     want = r.proto.quantizer.ring.sum((r.encoded[c] for c in r.server.result.survivors), D)
     np.testing.assert_array_equal(r.server.result.ring_sum, want)
+
+
+def test_a_copied_key_is_refused_even_with_bit_255_flipped() -> None:
+    """X25519 ignores bit 255: a key differing from another client's only there is the same
+    point, and the server refuses the later sender as a repeat; the owner stays in U1."""
+    r = Round("secaggplus", num_neighbors=4, threshold=3)
+    first = r.clients[0].start()
+    r.server.receive(_wire(first))
+    copy = bytearray(first.s_pk)
+    copy[31] ^= 0x80
+    copier = r.clients[1].start()
+    with pytest.raises(RemoteProtocolError, match="repeat") as info:
+        r.server.receive(_wire(replace(copier, s_pk=bytes(copy))))
+    assert info.value.sender == 1
+    r.server.receive(_wire(copier))  # its own keys still go through

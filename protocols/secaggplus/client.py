@@ -25,7 +25,7 @@ from secagg.graph import NeighbourGraph, graph_seed
 from secagg.primitives.aead import AeadKey
 from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SignedPurpose, signed_message, verify
-from secagg.primitives.x25519 import KeyPair, validate_public_key
+from secagg.primitives.x25519 import KeyPair, key_point, validate_public_key
 from secagg.protocol import SERVER, ClientMachine, Credentials, Event, Session, Terminal
 from secagg.quantize import Quantizer
 from secagg.randomness import RandomSource
@@ -255,15 +255,16 @@ class SecAggPlusClient(ClientMachine[Phase]):
             raise RemoteProtocolError(
                 "masking keys may be deferred only for every neighbour, and never with signatures"
             )
-        seen = {self._c.public, self._s.public}
+        seen = {key_point(self._c.public), key_point(self._s.public)}
         for keys in msg.keys:
             if len(keys.c_pk) != 32 or len(keys.s_pk) not in ((0,) if deferred else (32,)):
                 raise RemoteProtocolError(f"client {keys.client}'s keys are not 32 bytes")
-            if keys.c_pk in seen or keys.s_pk in seen or keys.c_pk == keys.s_pk:
+            c_point, s_point = key_point(keys.c_pk), key_point(keys.s_pk)
+            if c_point in seen or s_point in seen or c_point == s_point:
                 raise RemoteProtocolError(f"client {keys.client}'s keys repeat other keys")
             for key in (keys.c_pk, keys.s_pk) if keys.s_pk else (keys.c_pk,):
                 validate_public_key(key, sender=SERVER)  # the server let a weak key through
-            seen |= {keys.c_pk, keys.s_pk} - {b""}
+            seen |= {c_point, s_point} - {b""}
             if self._credentials is not None:
                 directory = self._credentials.directory
                 if keys.client not in directory:
@@ -326,18 +327,18 @@ class SecAggPlusClient(ClientMachine[Phase]):
         """
         if self.state is not Phase.MASKED_INPUT:
             raise LocalProtocolError(f"masking keys are set in MASKED_INPUT, not {self.state}")
-        taken = {k for p in self._peers.values() for k in (p.c_pk, p.s_pk)}
-        taken |= {self._c.public, self._s.public}
+        taken = {key_point(k) for p in self._peers.values() for k in (p.c_pk, p.s_pk)}
+        taken |= {key_point(self._c.public), key_point(self._s.public)}
         for v, s_pk in keys.items():
             peer = self._peers.get(v)
             if peer is None or peer.s_pk != b"":
                 raise LocalProtocolError(f"client {v}'s masking key is not awaited")
-            if len(s_pk) != 32 or s_pk in taken:
+            if len(s_pk) != 32 or key_point(s_pk) in taken:
                 raise RemoteProtocolError(
                     f"client {v}'s masking key is not a fresh 32-byte key", sender=v
                 )
             validate_public_key(s_pk, sender=v)
-            taken.add(s_pk)
+            taken.add(key_point(s_pk))
         for v, s_pk in keys.items():
             peer = self._peers[v]
             self._peers[v] = PublicKeys(v, peer.c_pk, s_pk, peer.signature)

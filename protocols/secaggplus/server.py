@@ -29,7 +29,7 @@ from secagg.graph import NeighbourGraph, graph_seed
 from secagg.primitives.aead import OVERHEAD
 from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import verify
-from secagg.primitives.x25519 import KeyPair, validate_public_key
+from secagg.primitives.x25519 import KeyPair, key_point, validate_public_key
 from secagg.protocol import SERVER, AggregateResult, Event, ServerMachine, Session, Terminal
 from secagg.ring import Ring
 from secagg.wire import Message
@@ -188,12 +188,12 @@ class SecAggPlusServer(ServerMachine[Phase]):
             )
         if self._roster is not None:
             self._require_member(u, self._roster, "the roster")
-        if len(msg.c_pk) != 32 or len(msg.s_pk) != 32 or msg.c_pk == msg.s_pk:
+        if len(msg.c_pk) != 32 or len(msg.s_pk) != 32 or key_point(msg.c_pk) == key_point(msg.s_pk):
             raise RemoteProtocolError("c_pk and s_pk must be two distinct 32-byte keys", sender=u)
         for key in (msg.c_pk, msg.s_pk):  # a small-order key would fail every neighbour's
             validate_public_key(key, sender=u)  # agreement: refuse it before anyone uses it
-        taken = {k for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
-        if msg.c_pk in taken or msg.s_pk in taken:
+        taken = {key_point(k) for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
+        if key_point(msg.c_pk) in taken or key_point(msg.s_pk) in taken:
             raise RemoteProtocolError("public keys repeat another client's keys", sender=u)
         if self._directory is not None:
             self._require_member(u, self._directory, "the signing-key directory")

@@ -12,7 +12,7 @@ from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError,
 from secagg.primitives.secret import SecretHolder
 from secagg.randomness import RandomSource
 
-__all__ = ["KEY_BYTES", "KeyPair", "agree", "validate_public_key"]
+__all__ = ["KEY_BYTES", "KeyPair", "agree", "key_point", "validate_public_key"]
 
 KEY_BYTES = 32
 _SMALL_ORDER_PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, KEY_BYTES + 1)))
@@ -44,6 +44,12 @@ def validate_public_key(public: bytes, *, sender: int | None = None) -> bytes:
             sender=sender,
         ) from None
     return public
+
+
+def key_point(public: bytes) -> bytes:
+    """``public`` with bit 255 cleared: X25519 ignores that bit (RFC 7748 §5), so two keys
+    that differ only there are the same point. Compare keys for repeats in this form."""
+    return public[:-1] + bytes([public[-1] & 0x7F]) if public else public
 
 
 class KeyPair(SecretHolder):
