@@ -158,6 +158,11 @@ class AuthenticationError(RemoteProtocolError):
     """An authenticity check failed: AEAD tag, signature, or a low-order public key."""
 
 
+class CorruptShareError(RemoteProtocolError):
+    """A revealed Shamir share that is not the one its dealer committed to for this holder:
+    the holder's fault. Its whole unmasking response is refused; the others' shares decide."""
+
+
 class WeakKeyError(AuthenticationError):
     """An X25519 public key of small order: every agreement with it is all zero, so nobody
     can agree a key with its sender. Raised where the key arrives; its sender is left out."""

@@ -15,6 +15,7 @@ from secagg.errors import (
     AbortError,
     AuthenticationError,
     ConfigError,
+    CorruptShareError,
     DuplicateMessageError,
     LocalProtocolError,
     OutOfPhaseError,
@@ -26,6 +27,7 @@ from secagg.errors import (
     WrongRingError,
     WrongSessionError,
 )
+from secagg.primitives.aead import AeadKey
 from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SigningKey
 from secagg.primitives.x25519 import KeyPair
@@ -35,6 +37,7 @@ from secagg.protocols.secaggplus.masks import (
     pairwise_key,
     pairwise_sign,
     self_mask_key,
+    share_commitment,
 )
 from secagg.protocols.secaggplus.messages import (
     EncryptedShare,
@@ -403,26 +406,34 @@ def _corrupt_one_share(response: Any, kind: str, owner: int) -> Any:
     return replace(response, **{field: tuple(shares)})
 
 
-def _close_unmasking(r: Round, abort: str | None, culprit: int, members: Any) -> None:
-    """Close UNMASKING: an abort with reason ``abort``, or the exact sum of ``members`` with
-    ``culprit`` named as the one corrupt share holder."""
+def _close_unmasking(r: Round, abort: str | None, members: Any) -> None:
+    """Close UNMASKING: an abort with reason ``abort``, or the exact sum of ``members``."""
     if abort is not None:
         with pytest.raises(AbortError) as info:
             r.server.on_deadline(r.server.state)
         assert info.value.reason == abort
+        assert info.value.culprits == frozenset()  # short of shares: nobody to accuse
         return
     r.server.on_deadline(r.server.state)
-    assert r.server.corrupt_share_holders == {culprit}
     expected = sum(r.encoded[c].astype(np.uint64) for c in members) % 2**32
     assert np.array_equal(r.server.result.ring_sum.astype(np.uint64), expected)
 
 
+def _deliver_corrupt(r: Round, out: Any, kind: str, owner: int) -> None:
+    """A holder reveals a share of ``owner``'s secret other than the one it was dealt: the
+    server refuses its whole response by name (the share does not match the dealer's public
+    commitment), and the response changes nothing."""
+    with pytest.raises(CorruptShareError) as info:
+        r.server.receive(_wire(_corrupt_one_share(out, kind, owner)))
+    assert info.value.sender == out.sender
+
+
 @pytest.mark.parametrize("extra", [0, 1], ids=["exactly-t-shares", "t-plus-one-shares"])
 def test_a_corrupt_self_mask_share_is_caught_never_a_wrong_sum(extra: int) -> None:
-    """A share holder corrupts its share of a survivor's b_v. With exactly t shares no
-    polynomial check sees it; the commitment h_v in ShareKeys does, and the round aborts.
-    With t + 1 the server finds the set of t that rebuilds h_v's preimage, leaves the bad
-    holder out, names it, and the sum is right."""
+    """A share holder corrupts its share of a survivor's b_v. The dealer's per-holder
+    commitment in ShareKeys shows whose fault it is: the holder's response is refused by
+    name. With t + 1 holders the other t give the exact sum; with exactly t the round is
+    short of shares and aborts, never with a wrong sum and never blaming the dealer."""
     r = Round("secagg")
     requests = r.up_to_unmasking()
     t = r.proto.threshold
@@ -430,31 +441,95 @@ def test_a_corrupt_self_mask_share_is_caught_never_a_wrong_sum(extra: int) -> No
     for c in [victim, *holders]:
         out = r.clients[c].receive(_wire(requests[c]))
         if c == holders[0]:
-            out = _corrupt_one_share(out, "b", victim)
+            _deliver_corrupt(r, out, "b", victim)
+            continue
         r.server.receive(_wire(out))
-    _close_unmasking(r, "bad-self-mask-shares" if extra == 0 else None, holders[0], range(N))
+    _close_unmasking(r, "too-few-shares" if extra == 0 else None, range(N))
 
 
 @pytest.mark.parametrize("corrupt", [1, 2])
 def test_corrupt_key_shares_of_a_dropped_client_are_caught(corrupt: int) -> None:
-    """t + 1 shares of a dropped client's s_v^SK arrive (fewer would already leave some
-    survivor's b_w short in the complete graph). One corrupt share: left out, its holder
-    named, the sum right. Two: no t of them rebuild s_v^PK's key, and the round aborts."""
+    """All six survivors (t + 2) answer for a dropped client's s_v^SK. A holder whose share is
+    corrupt is refused by name, its whole response with it: with one such holder every secret
+    still has t shares and the sum is right; with two, the survivors' own b_w (held by the
+    other five) fall short and the round aborts."""
     r = Round("secagg")
     replies = r.step(None)
     replies = r.step(replies)
     dropped = max(replies)
     del r.clients[dropped]  # vanishes after sharing keys: its s_v^SK must be rebuilt
     requests = r.step(replies)
-    t = r.proto.threshold
-    holders = sorted(requests)[: t + 1]
+    holders = sorted(requests)
+    assert len(holders) == r.proto.threshold + 2
     for c in holders:
         out = r.clients[c].receive(_wire(requests[c]))
         if c in holders[:corrupt]:
-            out = _corrupt_one_share(out, "s", dropped)
+            _deliver_corrupt(r, out, "s", dropped)
+            continue
         r.server.receive(_wire(out))
     survivors = [c for c in range(N) if c != dropped]
-    _close_unmasking(r, "inconsistent-shares" if corrupt == 2 else None, holders[0], survivors)
+    _close_unmasking(r, "too-few-shares" if corrupt == 2 else None, survivors)
+
+
+def _deal_badly(share_keys: Any, holder: int, dealer: Any, session: Session, commit: bool) -> Any:
+    """Re-seal ``dealer``'s box for ``holder`` with a b-share off its polynomial; with
+    ``commit`` the public commitment is to the bad share, else to the good one."""
+    box = next(s for s in share_keys.shares if s.peer == holder)
+    aead = AeadKey.from_shared_secret(
+        dealer._c.agree(dealer._peers[holder].c_pk), session=session.id, round=session.round
+    )
+    plain = aead.open(
+        box.box, sender=dealer.identity, receiver=holder, session=session.id, round=session.round
+    )
+    width = len(plain) // 2
+    bad_b = bytes([plain[width] ^ 1]) + plain[width + 1 :]
+    sealed = aead.seal(
+        plain[:width] + bad_b,
+        sender=dealer.identity,
+        receiver=holder,
+        session=session.id,
+        round=session.round,
+        rng=SeededRandom(5),
+    )
+    commitment = share_commitment(bad_b, "b", dealer.identity, holder, session)
+    changed = replace(box, box=sealed, b_commitment=commitment if commit else box.b_commitment)
+    return replace(
+        share_keys, shares=tuple(changed if s.peer == holder else s for s in share_keys.shares)
+    )
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["committed-bad-share", "uncommitted"])
+def test_a_dealer_cannot_frame_an_honest_holder(commit: bool) -> None:
+    """Client 0 deals holder 1 a bad share of b_0 inside a box that opens. Committed to the
+    good share, holder 1 sees the mismatch and names 0 in bad_boxes (it holds nothing of 0):
+    the round gives the exact sum. Committed to the bad share, holder 1 cannot tell and
+    reveals it; it matches the commitment, so the shares are the dealer's own and the round
+    aborts ``bad-dealing`` naming 0, not the holder (before, the server named holder 1)."""
+    r = Round("secagg")
+    dealer, holder = 0, 1
+    replies = r.step(None)
+    phase = r.server.state
+    for c, client in r.clients.items():
+        out = client.receive(_wire(replies[c]))
+        if c == dealer:
+            out = _deal_badly(out, holder, client, r.session, commit)
+        r.server.receive(_wire(out))
+    forwards = r.server.on_deadline(phase)
+    phase = r.server.state
+    for c, client in r.clients.items():
+        out = client.receive(_wire(forwards[c]))
+        assert out.bad_boxes == ((dealer,) if c == holder and not commit else ())
+        r.server.receive(_wire(out))
+    requests = r.server.on_deadline(phase)
+    for c, client in r.clients.items():
+        r.server.receive(_wire(client.receive(_wire(requests[c]))))
+    if not commit:
+        _close_unmasking(r, None, range(N))
+        return
+    with pytest.raises(AbortError) as info:
+        r.server.on_deadline(r.server.state)
+    assert info.value.reason == "bad-dealing"
+    assert info.value.culprits == {dealer}
 
 
 def test_a_server_relabelling_share_boxes_is_caught_by_the_aead() -> None:

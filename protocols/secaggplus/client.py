@@ -6,6 +6,7 @@ message (a :class:`~secagg.errors.RemoteProtocolError`) leaves the machine as it
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
@@ -33,7 +34,14 @@ from secagg.ring import RingVector
 from secagg.wire import Message
 
 from .config import SecAggPlusConfig
-from .masks import Masker, pairwise_key, pairwise_sign, self_mask_commitment, self_mask_key
+from .masks import (
+    Masker,
+    pairwise_key,
+    pairwise_sign,
+    self_mask_commitment,
+    self_mask_key,
+    share_commitment,
+)
 from .messages import (
     AdvertiseKeys,
     EncryptedShare,
@@ -288,9 +296,9 @@ class SecAggPlusClient(ClientMachine[Phase]):
         boxes = []
         nonce_rng = self._rng.fork("nonces")
         for i, keys in enumerate(msg.keys):
-            plaintext = self._shamir.share_to_bytes(shares[i, 0]) + self._shamir.share_to_bytes(
-                shares[i, 1]
-            )
+            s_share = self._shamir.share_to_bytes(shares[i, 0])
+            b_share = self._shamir.share_to_bytes(shares[i, 1])
+            plaintext = s_share + b_share
             aead = AeadKey.from_shared_secret(
                 self._c.agree(keys.c_pk, sender=keys.client),
                 session=self.session.id,
@@ -304,7 +312,15 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 round=self.session.round,
                 rng=nonce_rng,
             )
-            boxes.append(EncryptedShare(keys.client, box))
+            u, v = self.identity, keys.client
+            boxes.append(
+                EncryptedShare(
+                    v,
+                    box,
+                    share_commitment(s_share, "s", u, v, self.session),
+                    share_commitment(b_share, "b", u, v, self.session),
+                )
+            )
         self._peers = {keys.client: keys for keys in msg.keys}
         self._b_seed = b_seed
         commitment = self_mask_commitment(b_seed, self.identity, self.session)
@@ -367,10 +383,11 @@ class SecAggPlusClient(ClientMachine[Phase]):
             except AuthenticationError:
                 bad.append(share.peer)
                 continue
-            if len(plaintext) != 2 * width:
+            pair = (plaintext[:width], plaintext[width:])
+            if len(plaintext) != 2 * width or not self._as_committed(share, *pair):
                 bad.append(share.peer)
                 continue
-            held[share.peer] = (plaintext[:width], plaintext[width:])
+            held[share.peer] = pair
         assert self._b_seed is not None
         u = self.identity
         masks = [(self_mask_key(self._b_seed, self.session), +1)]
@@ -387,6 +404,16 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._encoded = None
         header = (self.session.id, self.session.round, self.identity)
         return MaskedInput(*header, vector, tuple(sorted(bad)))
+
+    def _as_committed(self, share: EncryptedShare, s_share: bytes, b_share: bytes) -> bool:
+        """Whether the opened shares are the ones their dealer committed to in public: a share
+        the dealer did not commit to is a bad box (and would otherwise frame this holder)."""
+        v, u = share.peer, self.identity
+        return hmac.compare_digest(
+            share_commitment(s_share, "s", v, u, self.session), share.s_commitment
+        ) and hmac.compare_digest(
+            share_commitment(b_share, "b", v, u, self.session), share.b_commitment
+        )
 
     def _open(self, share: EncryptedShare) -> bytes:
         aead = AeadKey.from_shared_secret(

@@ -34,6 +34,23 @@ def self_mask_key(seed: bytes, session: Session) -> bytes:
     return derive_key(seed, Label.SELF_MASK, session=session.id, round=session.round)
 
 
+SHARE_COMMITMENT_BYTES = 16
+"""|C|: a share commitment. A holder forging a share that matches one needs a second preimage
+(2^128 work); a share has 288 bits of entropy, so C hides it."""
+
+
+def share_commitment(share: bytes, kind: str, owner: int, holder: int, session: Session) -> bytes:
+    """C = HKDF(share, SHARE_COMMITMENT, session, round, kind || owner || holder)[:16]: the
+    dealer ``owner`` publishes one per holder and kind ("s" for s_u^SK, "b" for b_u) next to
+    the box; the holder checks what it opened against it, and the server checks what the
+    holder reveals. A bad share is then the holder's fault or the dealer's, never unclear."""
+    context = kind.encode() + owner.to_bytes(8, "big") + holder.to_bytes(8, "big")
+    key = derive_key(
+        share, Label.SHARE_COMMITMENT, session=session.id, round=session.round, context=context
+    )
+    return key[:SHARE_COMMITMENT_BYTES]
+
+
 def self_mask_commitment(seed: bytes, owner: int, session: Session) -> bytes:
     """h_u = HKDF(b_u, SELF_MASK_COMMITMENT, session, round, u): client u publishes it in
     ShareKeys; the server checks the b_u it rebuilds from t shares against it, so one corrupt

@@ -27,7 +27,7 @@ from secagg import wire
 from secagg.wire import Message
 
 NAME = "secaggplus"
-VERSION = 3  # 2: ShareKeys carries h_u, the commitment to b_u; 3: MaskedInput.bad_boxes
+VERSION = 3  # 2: ShareKeys carries h_u; 3: MaskedInput.bad_boxes, share commitments
 
 __all__ = [
     "NAME",
@@ -73,10 +73,14 @@ class PublicKeys:
 @dataclass(frozen=True, slots=True)
 class EncryptedShare:
     """An AEAD box e_{u,v} with u's shares of s_u^SK and b_u for v. ``peer`` is the receiver
-    when u sends it, the sender when the server forwards it."""
+    when u sends it, the sender when the server forwards it. ``s_commitment`` and
+    ``b_commitment`` are u's public commitments to the two shares in the box (protocol
+    version 3, :func:`~secagg.protocols.secaggplus.masks.share_commitment`)."""
 
     peer: int
     box: bytes
+    s_commitment: bytes = b""
+    b_commitment: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

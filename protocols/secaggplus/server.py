@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Collection, Container, Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy.typing as npt
 
 from secagg.errors import (
     AbortError,
+    CorruptShareError,
     InconsistentSharesError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -36,7 +38,15 @@ from secagg.wire import Message
 
 from .client import check_id_list, keys_message, survivors_message
 from .config import SecAggPlusConfig
-from .masks import Masker, pairwise_key, pairwise_sign, self_mask_commitment, self_mask_key
+from .masks import (
+    SHARE_COMMITMENT_BYTES,
+    Masker,
+    pairwise_key,
+    pairwise_sign,
+    self_mask_commitment,
+    self_mask_key,
+    share_commitment,
+)
 from .messages import (
     AdvertiseKeys,
     EncryptedShare,
@@ -122,9 +132,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._shamir = Shamir(self._params.threshold)
         self._keys: dict[int, PublicKeys] = {}  # U1
         self._graph: NeighbourGraph | None = None
-        self._boxes: dict[int, dict[int, bytes]] = {}  # U2: sender -> receiver -> box
+        self._boxes: dict[int, dict[int, EncryptedShare]] = {}  # U2: sender -> receiver -> box
         self._b_commitments: dict[int, bytes] = {}  # U2: h_u
-        self._corrupt: set[int] = set()  # share holders caught with a corrupt share
         self._u2: frozenset[int] = frozenset()
         self._sum = ring.zeros(session.dim)
         self._u3: set[int] = set()
@@ -217,7 +226,10 @@ class SecAggPlusServer(ServerMachine[Phase]):
             raise WrongLengthError(f"every share box is {size} bytes", sender=u)
         if len(msg.b_commitment) != COMMITMENT_BYTES:
             raise WrongLengthError(f"the commitment to b_u is {COMMITMENT_BYTES} bytes", sender=u)
-        self._boxes[u] = {share.peer: share.box for share in msg.shares}
+        n = SHARE_COMMITMENT_BYTES
+        if any(len(sh.s_commitment) != n or len(sh.b_commitment) != n for sh in msg.shares):
+            raise WrongLengthError(f"every share commitment is {n} bytes", sender=u)
+        self._boxes[u] = {share.peer: share for share in msg.shares}
         self._b_commitments[u] = msg.b_commitment
 
     def _on_masked_input(self, msg: MaskedInput) -> None:
@@ -262,6 +274,9 @@ class SecAggPlusServer(ServerMachine[Phase]):
             raise RoutingError(
                 f"expected b-shares of {expected_b} and s-shares of {expected_s}", sender=u
             )
+        for kind, revealed in (("b", msg.self_mask_shares), ("s", msg.key_shares)):
+            for one in revealed:
+                self._check_committed(one, kind, u)
         parsed = [
             [(share.owner, self._parse_share(share, u)) for share in shares]
             for shares in (msg.self_mask_shares, msg.key_shares)
@@ -270,6 +285,18 @@ class SecAggPlusServer(ServerMachine[Phase]):
             for owner, share in shares:
                 filed.setdefault(owner, []).append((u + 1, share))
         self._responders.add(u)
+
+    def _check_committed(self, share: ShareOf, kind: str, holder: int) -> None:
+        """The share must be the one its dealer committed to for this holder in ShareKeys."""
+        dealt = self._boxes[share.owner][holder]
+        committed = dealt.s_commitment if kind == "s" else dealt.b_commitment
+        got = share_commitment(share.share, kind, share.owner, holder, self.session)
+        if not hmac.compare_digest(got, committed):
+            raise CorruptShareError(
+                f"client {holder}'s share of client {share.owner}'s "
+                f"{'s_v^SK' if kind == 's' else 'b_v'} is not the one that client dealt it",
+                sender=holder,
+            )
 
     def _parse_share(self, share: ShareOf, holder: int) -> npt.NDArray[np.uint64]:
         try:
@@ -334,7 +361,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
             v: ForwardedShares(
                 *self._header(),
                 tuple(
-                    EncryptedShare(u, self._boxes[u][v])
+                    replace(self._boxes[u][v], peer=u)
                     for u in sorted(self.graph.neighbours(v) & self._u2)
                 ),
             )
@@ -401,14 +428,12 @@ class SecAggPlusServer(ServerMachine[Phase]):
             lambda v, b: hmac.compare_digest(
                 self_mask_commitment(b, v, self.session), self._b_commitments[v]
             ),
-            "bad-self-mask-shares",
         )
         s_keys = self._reconstruct(
             dropped,
             self._s_shares,
             "masking key s_v^SK",
             lambda v, s: KeyPair.from_private_bytes(s).public == self._keys[v].s_pk,
-            "bad-key-shares",
         )
         pairs: list[tuple[bytes, int]] = []
         for v in dropped:
@@ -431,60 +456,42 @@ class SecAggPlusServer(ServerMachine[Phase]):
         shares: dict[int, list[tuple[int, npt.NDArray[np.uint64]]]],
         what: str,
         matches: Callable[[int, bytes], bool],
-        mismatch: str,
     ) -> dict[int, bytes]:
         """Rebuild each owner's secret and check it against what the owner published
         (``matches``: h_v for b_v, s_v^PK for s_v^SK).
 
-        All shares first; when they disagree or rebuild a secret that does not match, every
-        set that leaves out one holder (at least t shares each). A set that rebuilds the
-        published secret wins, and the holder it leaves out is recorded in
-        :attr:`corrupt_share_holders`. When none does, the round aborts with ``mismatch`` (or
-        ``inconsistent-shares``): with exactly t shares a bad one cannot be told apart.
+        Every share here matched the commitment its dealer published for that holder (a
+        holder that revealed anything else was rejected with :class:`CorruptShareError`), so
+        shares that disagree, or rebuild a value that does not match, are the dealer's doing:
+        the round aborts ``bad-dealing`` naming it.
         """
         t = self._shamir.threshold
         out: dict[int, bytes] = {}
         for v in owners:
             got = shares.get(v, [])
             if len(got) < t:
+                complained = any(v in bad for bad in self._bad_boxes.values())
                 raise self._abort(
                     "too-few-shares",
                     f"{len(got)} shares of client {v}'s {what} arrived, t={t} needed",
+                    culprits=frozenset({v}) if complained else frozenset(),
                 )
-            candidates: list[tuple[int | None, list[tuple[int, npt.NDArray[np.uint64]]]]]
-            candidates = [(None, got)]
-            if len(got) > t:
-                candidates += [(x, [s for s in got if s[0] != x]) for x, _ in got]
-            inconsistent: InconsistentSharesError | None = None
-            for left_out, subset in candidates:
-                xs = [x for x, _ in subset]
-                ys = np.stack([share for _, share in subset])[:, None, :]
-                try:
-                    secret = self._shamir.reconstruct(xs, ys)[0]
-                except InconsistentSharesError as exc:
-                    inconsistent = inconsistent or exc
-                    continue
-                if matches(v, secret):
-                    out[v] = secret
-                    if left_out is not None:
-                        self._corrupt.add(left_out - 1)  # Shamir point x = holder id + 1
-                    break
-            else:
-                if inconsistent is not None and len(got) > t:
-                    raise self._abort(
-                        "inconsistent-shares",
-                        f"client {v}'s {what}: {inconsistent}; no set without one holder "
-                        "rebuilds the published value",
-                    )
+            xs = [x for x, _ in got]
+            ys = np.stack([share for _, share in got])[:, None, :]
+            try:
+                secret = self._shamir.reconstruct(xs, ys)[0]
+            except InconsistentSharesError as exc:
                 raise self._abort(
-                    mismatch,
-                    f"the {len(got)} shares of client {v}'s {what} rebuild a value that does "
-                    "not match what it published: a share holder sent a corrupt share",
+                    "bad-dealing",
+                    f"client {v} dealt shares of its {what} that are not on one polynomial: {exc}",
+                    culprits=frozenset({v}),
+                ) from exc
+            if not matches(v, secret):
+                raise self._abort(
+                    "bad-dealing",
+                    f"client {v}'s committed shares rebuild a {what} that does not match what "
+                    "it published",
+                    culprits=frozenset({v}),
                 )
+            out[v] = secret
         return out
-
-    @property
-    def corrupt_share_holders(self) -> frozenset[int]:
-        """Clients found to have sent a share that is not on the owner's polynomial (the
-        round went on without it)."""
-        return frozenset(self._corrupt)

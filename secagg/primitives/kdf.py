@@ -33,6 +33,9 @@ class Label(bytes, Enum):
     """b_u: seed of client u's self mask PRG(b_u)."""
     SELF_MASK_COMMITMENT = b"secagg/v1/self-mask-commitment"
     """Public: a one-way image of b_u bound to u, so a b_u rebuilt from shares can be checked."""
+    SHARE_COMMITMENT = b"secagg/v1/share-commitment"
+    """Public: a one-way image of one Shamir share, bound to its owner, holder and kind, so a
+    revealed share can be checked against what its dealer dealt."""
     SHARE_ENCRYPTION = b"secagg/v1/share-encryption"
     """c_{u,v}: AEAD key for the Shamir shares u sends to v through the server."""
     QUANTIZE_DITHER = b"secagg/v1/quantize-dither"
