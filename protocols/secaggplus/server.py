@@ -389,6 +389,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         with. No share has been asked for yet."""
         t = self._shamir.threshold
         spoiled = {v for bad in self._bad_boxes.values() for v in bad}
+        short: dict[int, str] = {}
         for v in sorted(spoiled):
             neighbours = self.graph.neighbours(v)
             if v not in self._u3 and not neighbours & self._u3:
@@ -398,12 +399,14 @@ class SecAggPlusServer(ServerMachine[Phase]):
             }
             if len(holders) < t:
                 complained = sorted(w for w, bad in self._bad_boxes.items() if v in bad)
-                raise self._abort(
-                    "bad-share-boxes",
+                short[v] = (
                     f"client {v}'s share boxes did not open at {complained}: "
-                    f"{len(holders)} survivors hold its shares, t={t} needed",
-                    culprits=frozenset({v}),
+                    f"{len(holders)} survivors hold its shares, t={t} needed"
                 )
+        if short:
+            raise self._abort(
+                "bad-share-boxes", "; ".join(short.values()), culprits=frozenset(short)
+            )
 
     def _close_signatures(self) -> dict[int, Message]:
         quorum = self._config.signature_quorum
