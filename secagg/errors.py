@@ -19,6 +19,8 @@ The tree (modelled on pynacl's ``nacl.exceptions``)::
     │       ├── RoutingError        a share addressed to (or from) a client that is not a neighbour
     │       ├── RefusedRequestError a server request an honest client must refuse
     │       ├── AuthenticationError AEAD tag, signature or key agreement check failed
+    │       │   └── WeakKeyError    a small-order X25519 key nobody can agree a secret with
+    │       ├── CorruptShareError   a revealed share other than the one its dealer committed to
     │       └── CiphertextError     an HE ciphertext that does not parse or fit the task's keys
     ├── AbortError                  the round cannot finish correctly (e.g. too few survivors)
     └── CryptoError                 a primitive was used outside its domain
@@ -40,6 +42,7 @@ __all__ = [
     "AuthenticationError",
     "CiphertextError",
     "ConfigError",
+    "CorruptShareError",
     "CryptoError",
     "DuplicateMessageError",
     "InconsistentSharesError",
@@ -56,6 +59,7 @@ __all__ = [
     "SecretPicklingError",
     "ShamirError",
     "UnknownSenderError",
+    "WeakKeyError",
     "WireError",
     "WrongLengthError",
     "WrongRingError",
