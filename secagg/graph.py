@@ -44,6 +44,7 @@ __all__ = [
     "GraphParameters",
     "NeighbourGraph",
     "check_parameters",
+    "check_signature_quorum",
     "correctness_threshold",
     "find_parameters",
     "graph_seed",
@@ -170,6 +171,20 @@ def signature_quorum(n: int, corrupted_fraction: float) -> int:
     """
     corrupted = _counts(n, 0.0, corrupted_fraction)[0]
     return (n + corrupted) // 2 + 1
+
+
+def check_signature_quorum(n: int, dropout_rate: float, corrupted_fraction: float) -> None:
+    """Raise ConfigError when the quorum (:func:`signature_quorum`) exceeds the clients
+    expected to survive, n - ceil(delta n): the consistency check would then always fail."""
+    q = signature_quorum(n, corrupted_fraction)
+    expected = n - _counts(n, dropout_rate, 0.0)[1]
+    if q > expected:
+        raise ConfigError(
+            f"the consistency check needs {q} signatures (more than (n + floor(gamma n)) / 2), "
+            f"but only {expected} of {n} clients are expected to survive "
+            f"dropout_rate={dropout_rate}",
+            parameter="dropout_rate",
+        )
 
 
 def security_threshold(

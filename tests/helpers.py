@@ -6,6 +6,11 @@ from typing import Any
 
 import numpy as np
 
+SMALL_ORDER_POINT = bytes.fromhex(
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
+)
+"""An X25519 public key of order 8 (RFC 7748 §6.1): every agreement with it is all zero."""
+
 
 def near_zero_fraction(vector: np.ndarray[Any, Any], quant_bits: int) -> float:
     """How many ring entries lie where a plain encoding of a clipped value lies."""

@@ -27,7 +27,7 @@ from secagg.protocols.secaggplus.messages import MaskedInput, ShareKeys, UnmaskR
 from secagg.store import Store
 from secagg.wire import Message
 
-from .helpers import near_zero_fraction
+from .helpers import SMALL_ORDER_POINT, near_zero_fraction
 
 SMALL = {"protocol": "secaggplus", "clients": 6, "rounds": 2, "seed": 3}
 
@@ -297,11 +297,6 @@ def test_a_share_box_that_does_not_open_costs_its_receiver_nothing_on_chain() ->
     assert not any("left at" in n for n in r.notes), r.notes
 
 
-SMALL_ORDER_POINT = bytes.fromhex(
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
-)  # order 8 (RFC 7748 §6.1): every X25519 agreement with it is all zero
-
-
 class WeakAgreementKey(Participant):
     """Registers a small-order c_u^PK: no neighbour can encrypt a share box to it."""
 
@@ -319,40 +314,41 @@ class _PublicOnly:
         self.public = public
 
 
-class WeakMaskingKey(Participant):
-    """Posts a small-order s_u^PK with its shares: nobody's pairwise mask with it would be
-    secret, and every neighbour's agreement with it fails."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        contracts = self.contracts
-
-        class Lying:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(contracts, name)
-
-            def share_keys(self, account: Any, task_id: int, _key: bytes, cid: bytes) -> Any:
-                return contracts.share_keys(account, task_id, SMALL_ORDER_POINT, cid)
-
-        self.contracts = Lying()  # type: ignore[assignment]
-
-
-class CopiedMaskingKey(Participant):
-    """Client 0 posts client 5's registered agreement key as its own masking key."""
+class PostsOtherMaskingKey(Participant):
+    """Posts :meth:`masking_key` with its shares instead of its own s_u^PK (the contracts are
+    wrapped; everything else goes through unchanged)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         contracts, me = self.contracts, self
 
-        class Copying:
+        class Posting:
             def __getattr__(self, name: str) -> Any:
                 return getattr(contracts, name)
 
             def share_keys(self, account: Any, task_id: int, _key: bytes, cid: bytes) -> Any:
-                record = me.ledger.record(me.store, me.ledger.round, shares=False, outcome=False)
-                return contracts.share_keys(account, task_id, record.agreement_keys[5], cid)
+                return contracts.share_keys(account, task_id, me.masking_key(), cid)
 
-        self.contracts = Copying()  # type: ignore[assignment]
+        self.contracts = Posting()  # type: ignore[assignment]
+
+    def masking_key(self) -> bytes:
+        raise NotImplementedError
+
+
+class WeakMaskingKey(PostsOtherMaskingKey):
+    """Posts a small-order s_u^PK with its shares: nobody's pairwise mask with it would be
+    secret, and every neighbour's agreement with it fails."""
+
+    def masking_key(self) -> bytes:
+        return SMALL_ORDER_POINT
+
+
+class CopiedMaskingKey(PostsOtherMaskingKey):
+    """Client 0 posts client 5's registered agreement key as its own masking key."""
+
+    def masking_key(self) -> bytes:
+        record = self.ledger.record(self.store, self.ledger.round, shares=False, outcome=False)
+        return record.agreement_keys[5]
 
 
 def test_a_copied_key_costs_the_copier_its_place_not_the_owner() -> None:

@@ -49,6 +49,8 @@ from secagg.protocols.secaggplus.messages import (
 )
 from secagg.randomness import SeededRandom
 
+from .helpers import SMALL_ORDER_POINT
+
 N, D = 7, 4096
 
 
@@ -650,11 +652,6 @@ def test_a_directory_larger_than_num_clients_is_refused() -> None:
     directory = {**r.directory, N: key.public}
     with pytest.raises(LocalProtocolError, match="strict majority"):
         r.proto.client(0, r.session, 0, credentials=Credentials(key, directory))
-
-
-SMALL_ORDER_POINT = bytes.fromhex(
-    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"
-)  # order 8 (RFC 7748 §6.1)
 
 
 @pytest.mark.parametrize("field", ["c_pk", "s_pk"])

@@ -40,6 +40,7 @@ __all__ = [
     "IdentityFiles",
     "IdentitySource",
     "NodeIdentity",
+    "checked_directory",
     "identify_message",
     "load_directory",
     "load_signing_key",
@@ -107,6 +108,20 @@ def parse_directory(data: str) -> dict[int, bytes]:
     return out
 
 
+def checked_directory(directory: Mapping[int, bytes]) -> dict[int, bytes]:
+    """A copy of ``directory`` once it maps client ids (ints >= 0) to distinct 32-byte
+    Ed25519 public keys; :class:`ConfigError` (``parameter="directory"``) otherwise."""
+    out = dict(directory)
+    ids_ok = all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in out)
+    keys_ok = all(isinstance(k, bytes) and len(k) == PUBLIC_KEY_BYTES for k in out.values())
+    if not out or not ids_ok or not keys_ok or len(set(out.values())) != len(out):
+        raise ConfigError(
+            "directory must map client ids to distinct 32-byte Ed25519 public keys",
+            parameter="directory",
+        )
+    return out
+
+
 def load_directory(path: str | os.PathLike[str]) -> dict[int, bytes]:
     """:func:`parse_directory` of the file at ``path``."""
     return parse_directory(_read(path, "directory"))
@@ -165,14 +180,7 @@ class NodeIdentity:
     client_id: int = field(init=False)
 
     def __post_init__(self) -> None:
-        directory = dict(self.directory)
-        if len(set(directory.values())) != len(directory) or not all(
-            isinstance(k, bytes) and len(k) == PUBLIC_KEY_BYTES for k in directory.values()
-        ):
-            raise ConfigError(
-                "directory keys must be distinct 32-byte Ed25519 public keys",
-                parameter="directory",
-            )
+        directory = checked_directory(self.directory)
         mine = [cid for cid, key in directory.items() if key == self.signing_key.public]
         if not mine:
             raise ConfigError(

@@ -53,14 +53,14 @@ from secagg.errors import (
     UnknownSenderError,
     WireError,
 )
-from secagg.primitives.signing import PUBLIC_KEY_BYTES, verify
+from secagg.primitives.signing import verify
 from secagg.protocol import KEY_HOLDER, KeyMaterial, Protocol, ServerMachine, Session
 from secagg.protocols.he import HEProtocol, KeyMode
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from .client_mod import ARRAYS
 from .envelope import RECORD, UNASSIGNED, Reply, Request, Setup, Stage, flatten_arrays
-from .identity import identify_message
+from .identity import checked_directory, identify_message
 
 __all__ = ["FlowerRoundResult", "PhaseTraffic", "SecureAggregation"]
 
@@ -182,7 +182,7 @@ class SecureAggregation:
         self.train_timeout = float(train_timeout if train_timeout is not None else timeout)
         self.max_examples = max_examples
         self.key_holder_node = key_holder
-        self.directory = None if directory is None else _checked_directory(directory)
+        self.directory = None if directory is None else checked_directory(directory)
         self.seed = seed
         self.clock = clock
         self._public_keys: bytes | None = None  # HE: made once by the key holder ...
@@ -324,19 +324,6 @@ class SecureAggregation:
         return self._public_keys
 
 
-def _checked_directory(directory: Mapping[int, bytes]) -> dict[int, bytes]:
-    """A copy of ``directory`` once it is client ids -> distinct 32-byte public keys."""
-    out = dict(directory)
-    ids_ok = all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in out)
-    keys_ok = all(isinstance(k, bytes) and len(k) == PUBLIC_KEY_BYTES for k in out.values())
-    if not out or not ids_ok or not keys_ok or len(set(out.values())) != len(out):
-        raise ConfigError(
-            "directory must map client ids to distinct 32-byte Ed25519 public keys",
-            parameter="directory",
-        )
-    return out
-
-
 def _fedavg(arrays: ArrayRecord, weighted: npt.NDArray[np.float64], total: float) -> ArrayRecord:
     keys, shapes, flat = flatten_arrays(arrays)
     step = flat + (weighted / total if total > 0 else 0.0)
@@ -424,28 +411,21 @@ class _Round:
             if node not in nodes or node in answered:
                 continue
             answered.add(node)
-            try:
-                parsed = self._parse(reply, node, UNASSIGNED)
-                if parsed is None:
-                    continue
+
+            def proves_its_id(parsed: Reply, node: int = node) -> None:
                 if parsed.phase != phase:
                     raise RoutingError(f"node {node} answered for phase {parsed.phase!r}")
-                if parsed.client_id not in directory:
-                    raise UnknownSenderError(
-                        f"node {node} claims client id {parsed.client_id}, not in the directory"
-                    )
                 cid = parsed.client_id
+                if cid not in directory:
+                    raise UnknownSenderError(
+                        f"node {node} claims client id {cid}, not in the directory"
+                    )
                 claimed = identify_message(cid, session=self.session.id, round=self.session.round)
                 verify(directory[cid], claimed, parsed.message, sender=cid)
-            except _NodeFailure as exc:
-                self.dropped[node] = f"{phase} ({exc})"
-                continue
-            except RemoteProtocolError as exc:
-                self.rejected[node] = exc
-                continue
-            traffic.replies += 1
-            traffic.bytes_from_nodes += len(parsed.message)
-            claims.setdefault(parsed.client_id, []).append(node)
+
+            parsed = self._accept(reply, node, UNASSIGNED, phase, traffic, proves_its_id)
+            if parsed is not None:
+                claims.setdefault(parsed.client_id, []).append(node)
         for node in nodes:
             if node not in answered:
                 self.dropped[node] = phase
@@ -461,17 +441,36 @@ class _Round:
         traffic.seconds += self.owner.clock() - t0
         return node_of
 
-    def _parse(self, reply: Message, node: int, cid: int) -> Reply | None:
-        """A node's reply, or None when it refused (recorded). Raises _NodeFailure for a
-        Flower-level error and RemoteProtocolError for a reply our checks refuse."""
-        if reply.has_error():
-            raise _NodeFailure(f"Flower error {reply.error.code}: {reply.error.reason}")
-        if RECORD not in reply.content.config_records:
-            raise WireError(f"node {node}'s reply has no {RECORD!r} record", sender=cid)
-        parsed = Reply.from_record(reply.content.config_records[RECORD])
-        if parsed.error:
-            self.refused[node] = f"{parsed.error}: {parsed.detail}"
+    def _accept(
+        self,
+        reply: Message,
+        node: int,
+        cid: int,
+        phase: str,
+        traffic: PhaseTraffic,
+        check: Callable[[Reply], None],
+    ) -> Reply | None:
+        """A node's reply once ``check`` passes it, counted in ``traffic``; None when the node
+        refused, failed at Flower's level (dropped) or sent a reply our checks refuse
+        (rejected), each recorded under the node."""
+        try:
+            if reply.has_error():
+                raise _NodeFailure(f"Flower error {reply.error.code}: {reply.error.reason}")
+            if RECORD not in reply.content.config_records:
+                raise WireError(f"node {node}'s reply has no {RECORD!r} record", sender=cid)
+            parsed = Reply.from_record(reply.content.config_records[RECORD])
+            if parsed.error:
+                self.refused[node] = f"{parsed.error}: {parsed.detail}"
+                return None
+            check(parsed)
+        except _NodeFailure as exc:
+            self.dropped[node] = f"{phase} ({exc})"
             return None
+        except RemoteProtocolError as exc:
+            self.rejected[node] = exc
+            return None
+        traffic.replies += 1
+        traffic.bytes_from_nodes += len(parsed.message)
         return parsed
 
     def keygen(self) -> bytes:
@@ -569,25 +568,18 @@ class _Round:
             if asked is None or asked not in pending or asked in got:
                 continue  # not asked in this phase (Flower pairs replies with requests)
             cid = asked
-            try:
-                parsed = self._parse(reply, node, cid)
-                if parsed is None:
-                    continue
+
+            def as_asked(parsed: Reply, node: int = node, cid: int = cid) -> None:
                 if parsed.client_id != cid or parsed.phase != phase:
                     raise RoutingError(
                         f"node {node} answered as client {parsed.client_id} for phase "
                         f"{parsed.phase!r}; it was asked as client {cid} for {phase!r}",
                         sender=cid,
                     )
-            except _NodeFailure as exc:
-                self.dropped[node] = f"{phase} ({exc})"
-                continue
-            except RemoteProtocolError as exc:
-                self.rejected[node] = exc
-                continue
-            traffic.replies += 1
-            traffic.bytes_from_nodes += len(parsed.message)
-            got[cid] = parsed.message
+
+            parsed = self._accept(reply, node, cid, phase, traffic, as_asked)
+            if parsed is not None:
+                got[cid] = parsed.message
         for cid in pending:
             silent = self.node_of[cid]
             if cid not in got and not self.out(silent):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -10,6 +9,7 @@ from secagg.errors import ConfigError
 from secagg.graph import (
     Adversary,
     check_parameters,
+    check_signature_quorum,
     find_parameters,
     security_threshold,
     signature_quorum,
@@ -137,15 +137,7 @@ class SecAggPlusConfig(CommonConfig):
                 parameter="min_survivors",
             )
         if self.consistency_check:
-            q = signature_quorum(n, self.corrupted_fraction)
-            expected = n - math.ceil((self.dropout_rate - 1e-14) * n)
-            if q > expected:
-                raise ConfigError(
-                    f"the consistency check needs {q} signatures (more than (n + "
-                    f"floor(gamma n)) / 2), but only {expected} of {n} clients are expected to "
-                    f"survive dropout_rate={self.dropout_rate}",
-                    parameter="dropout_rate",
-                )
+            check_signature_quorum(n, self.dropout_rate, self.corrupted_fraction)
         object.__setattr__(self, "num_neighbors", k)
         object.__setattr__(self, "threshold", t)
         object.__setattr__(self, "min_survivors", m)
