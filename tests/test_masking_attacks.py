@@ -705,3 +705,24 @@ def test_a_copied_key_is_refused_even_with_bit_255_flipped() -> None:
         r.server.receive(_wire(replace(copier, s_pk=bytes(copy))))
     assert info.value.sender == 1
     r.server.receive(_wire(copier))  # its own keys still go through
+
+
+def test_a_dealer_whose_shares_rebuild_another_secret_is_named() -> None:
+    """Client 0 deals consistent shares of b_0 but publishes an h_0 that is not b_0's: every
+    share matches its commitment and they agree, yet they rebuild a b_0 that h_0 refutes. That
+    is the dealer's doing: ``bad-dealing`` naming 0, no holder blamed."""
+    r = Round("secagg")
+    replies = r.step(None)
+    phase = r.server.state
+    for c, client in r.clients.items():
+        out = client.receive(_wire(replies[c]))
+        if c == 0:
+            out = replace(out, b_commitment=bytes(32))
+        r.server.receive(_wire(out))
+    requests = r.step(r.server.on_deadline(phase))  # masked inputs
+    for c, client in r.clients.items():  # unmask responses: every share as dealt, none refused
+        r.server.receive(_wire(client.receive(_wire(requests[c]))))
+    with pytest.raises(AbortError) as info:
+        r.server.on_deadline(r.server.state)
+    assert info.value.reason == "bad-dealing"
+    assert info.value.culprits == {0}
