@@ -27,6 +27,7 @@ when even that is not safe.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -353,6 +354,13 @@ class NeighbourGraph:
         self._ring = ring
         self._position = {u: i for i, u in enumerate(ring)}
 
+    @classmethod
+    def shared(cls, roster: Iterable[int], degree: int, seed: bytes) -> NeighbourGraph:
+        """The graph on ``roster``, built once per (roster, degree, seed) in this process:
+        every client of a simulated round (and the server) asks for the same one. Graphs are
+        never changed after construction, so sharing one is safe."""
+        return _shared_graph(tuple(sorted(set(roster))), degree, seed)
+
     def __contains__(self, u: object) -> bool:
         return u in self._position
 
@@ -370,3 +378,8 @@ class NeighbourGraph:
     def __repr__(self) -> str:
         kind = "complete" if self.complete else f"harary k={self.degree}"
         return f"<NeighbourGraph {kind} on {len(self.roster)} clients>"
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_graph(roster: tuple[int, ...], degree: int, seed: bytes) -> NeighbourGraph:
+    return NeighbourGraph(roster, degree, seed)

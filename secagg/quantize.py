@@ -22,9 +22,13 @@ and since the rounded sum never leaves {floor(v), floor(v) + 1}, clamping change
 edge cases (to the value exact arithmetic gives).
 
 The dither u comes from the ChaCha20 keystream under a fresh key drawn from the injected
-RandomSource (read as 53-bit uniforms), so CPU and CUDA tensors quantize bit-identically for
-the same key, and nothing touches a global RNG. (Flower's SecAgg+ uses an offset encoding in
-[0, 2^q) and accepts ``clipping_range <= 0``; we use the centred one and reject it.)
+RandomSource: uint32 word i of the keystream gives u_i = word_i / 2^32 (a 32-bit uniform; the
+rounding bias it leaves is below 2^-32 of a level). CPU and CUDA tensors quantize
+bit-identically for the same key (the same IEEE-754 float64 operations in the same order),
+and nothing touches a global RNG. On numpy the encoding runs block by block (each block's
+float64 temporaries stay in cache) on :mod:`secagg.parallel`'s threads. (Flower's SecAgg+
+uses an offset encoding in [0, 2^q) and accepts ``clipping_range <= 0``; we use the centred
+one and reject it.)
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from secagg import parallel
 from secagg.errors import ConfigError, InvalidInputError
 from secagg.primitives.prg import keystream
 from secagg.primitives.prg_torch import keystream_torch
@@ -55,7 +60,8 @@ __all__ = [
 MAX_QUANT_BITS = 53
 """Levels must be exact in float64 (53-bit significand)."""
 
-_UNIFORM = 2.0**-53
+_UNIFORM = 2.0**-32
+_BLOCK = 1 << 15  # entries encoded at a time: a few float64 temporaries that stay in L2
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +156,17 @@ def check_weight(weight: float) -> None:
         raise InvalidInputError(f"weight must be in [0, 1], got {weight!r}")
 
 
-def _finite_float64(x: Any) -> npt.NDArray[np.float64]:
+def _real_vector(x: Any) -> npt.NDArray[Any]:
     arr = np.asarray(x)
     if arr.ndim != 1 or arr.dtype.kind not in "fiu":
         raise InvalidInputError(
             f"expected a 1-D real array, got shape {arr.shape} and dtype {arr.dtype}"
         )
-    v = arr.astype(np.float64, copy=False)
+    return arr
+
+
+def _finite_float64(x: Any) -> npt.NDArray[np.float64]:
+    v = _real_vector(x).astype(np.float64, copy=False)
     if not np.isfinite(v).all():
         raise InvalidInputError("input contains NaN or infinity")
     return v
@@ -211,16 +221,46 @@ class Quantizer:
             v = x.detach().to(torch.float64)
             if not bool(torch.isfinite(v).all()):
                 raise InvalidInputError("input contains NaN or infinity")
-            bits = keystream_torch(key, v.numel(), 64, device=v.device)
-            u = ((bits >> 11) & ((1 << 53) - 1)).to(torch.float64) * _UNIFORM
+            bits = keystream_torch(key, v.numel(), 32, device=v.device)
+            u = (bits.to(torch.int64) & 0xFFFFFFFF).to(torch.float64) * _UNIFORM
             e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
             e = e.clamp(-cfg.levels, cfg.levels)  # float64 rounding near the clip: see above
             return self.ring.from_signed(e.to(torch.int64))
-        arr = _finite_float64(x)
-        u = (keystream(key, arr.size, 64) >> np.uint64(11)).astype(np.float64) * _UNIFORM
-        e_np = np.floor(np.clip(arr, -cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
-        np.clip(e_np, -cfg.levels, cfg.levels, out=e_np)  # float64 rounding near the clip
-        return self.ring.from_signed(e_np.astype(np.int64))
+        return self._quantize_numpy(_real_vector(x), key, weight * cfg.scale)
+
+    def _quantize_numpy(self, x: npt.NDArray[Any], key: bytes, factor: float) -> RingVector:
+        """e = clamp(floor(clip(x) * factor + u), -L, L) into the ring, in cache-sized blocks:
+        the same float64 operations as the torch path, so the same integers."""
+        cfg = self.config
+        signed = self.ring.signed_numpy_dtype
+        out = np.empty(x.size, dtype=signed)
+        dither = keystream(key, x.size, 32)
+        finite = [True]
+
+        def encode(lo: int, hi: int) -> None:
+            v = np.empty(min(_BLOCK, hi - lo), dtype=np.float64)
+            u = np.empty_like(v)
+            for start in range(lo, hi, _BLOCK):
+                stop = min(start + _BLOCK, hi)
+                vb, ub = v[: stop - start], u[: stop - start]
+                vb[...] = x[start:stop]  # exact widening to float64
+                with np.errstate(over="ignore", invalid="ignore"):
+                    total = np.add.reduce(vb)  # a finite sum proves every entry finite
+                if not math.isfinite(total) and not np.isfinite(vb).all():
+                    finite[0] = False
+                    return
+                np.clip(vb, -cfg.clip, cfg.clip, out=vb)
+                np.multiply(vb, factor, out=vb)
+                np.multiply(dither[start:stop], _UNIFORM, out=ub)
+                np.add(vb, ub, out=vb)
+                np.floor(vb, out=vb)
+                np.clip(vb, -cfg.levels, cfg.levels, out=vb)  # float64 rounding near the clip
+                out[start:stop] = vb  # exact: an integer of at most b - 1 bits
+
+        parallel.for_ranges(encode, x.size)
+        if not finite[0]:
+            raise InvalidInputError("input contains NaN or infinity")
+        return out.view(self.ring.numpy_dtype)
 
     def dequantize(self, ring_sum: RingVector) -> Any:
         """Decode a ring sum of at most ``num_clients`` encodings to float64 (same device)."""

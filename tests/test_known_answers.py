@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError
+from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError, WeakKeyError
 from secagg.primitives.kdf import hkdf_sha256
 from secagg.primitives.prg import chacha20_keystream, keystream
-from secagg.primitives.x25519 import KeyPair
+from secagg.primitives.x25519 import SMALL_ORDER_KEYS, KeyPair, validate_public_key
 
 h = bytes.fromhex
 
@@ -58,6 +59,34 @@ def test_x25519_rejects_low_order_point() -> None:
         me.agree(bytes(32))
     with pytest.raises(RemoteProtocolError):
         me.agree(bytes(31))
+
+
+def _zero_secret(public: bytes) -> bool:
+    """``cryptography``'s own verdict: an agreement with ``public`` is all zero."""
+    probe = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+    try:
+        probe.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:
+        return True
+    return False
+
+
+def test_the_small_order_list_is_exactly_the_keys_with_a_zero_agreement() -> None:
+    """Every listed key (bit 255 clear or set) gives a zero agreement and is refused; keys
+    next to them, around p and 0, and random keys give a nonzero one and pass."""
+    assert len(SMALL_ORDER_KEYS) == 7
+    for key in SMALL_ORDER_KEYS:
+        for variant in (key, key[:-1] + bytes([key[-1] | 0x80])):
+            assert _zero_secret(variant)
+            with pytest.raises(WeakKeyError):
+                validate_public_key(variant)
+    p = (1 << 255) - 19
+    near = [(p + i) % (1 << 255) for i in range(-64, 19)] + list(range(64))
+    rng = np.random.default_rng(7)
+    randoms = [int.from_bytes(rng.bytes(32), "little") for _ in range(300)]
+    for u in near + randoms:
+        key = u.to_bytes(32, "little")
+        assert _zero_secret(key) == (key[:-1] + bytes([key[-1] & 0x7F]) in SMALL_ORDER_KEYS)
 
 
 # --- RFC 5869 (HKDF-SHA256) ----------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_plain_round_with_a_dropout_is_pinned() -> None:
         "d9291b6479b9e2e60f9a906103f9643195d628e2119ff1e34366c34609b23da5"
     )
     digest = hashlib.sha256(result.ring_sum.astype("<u4").tobytes()).hexdigest()
-    assert digest == "a0019f12c99e64e6ab5a9b76a6ea2c4f8aaa119d82a22bc4bbe7946790247b54"
+    assert digest == "daa25dcba31e61e8f81b519f9b88c5c84195b7f99915d50fa9c3c3870de0b98a"
 
 
 def test_seeded_random_stream_is_pinned() -> None:

@@ -12,7 +12,7 @@ from secagg import wire
 from secagg.wire import Message
 
 NAME = "plain"
-VERSION = 1
+VERSION = 2  # 2: the quantizer's dither is read from 32-bit keystream words (issue 22)
 
 
 class Phase(enum.Enum):

@@ -166,6 +166,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         self._s = KeyPair.generate(rng.fork("s"))
         self._encoded: RingVector | None = None
         self._peers: dict[int, PublicKeys] = {}  # N(u) within U1, with their keys
+        self._aeads: dict[int, AeadKey] = {}  # c_{u,v} per neighbour, derived in ShareKeys
         self._b_seed: bytes | None = None
         # N(u) ∩ U2 as u sees it: v -> (share of s_v^SK, share of b_v) that v sent u
         self._held: dict[int, tuple[bytes, bytes]] = {}
@@ -246,7 +247,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
             raise RefusedRequestError(
                 "the roster is not the directory of signing keys", sender=SERVER
             )
-        graph = NeighbourGraph(
+        graph = NeighbourGraph.shared(
             roster, self._params.num_neighbors, graph_seed(self.session.id, self.session.round)
         )
         all_neighbours = graph.neighbours(self.identity)
@@ -304,6 +305,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
                 session=self.session.id,
                 round=self.session.round,
             )
+            self._aeads[keys.client] = aead  # c_{u,v} opens v's box to u too: agree once
             box = aead.seal(
                 plaintext,
                 sender=self.identity,
@@ -395,9 +397,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
             shared = self._s.agree(self._peers[v].s_pk, sender=v)
             masks.append((pairwise_key(shared, u, v, self.session), pairwise_sign(u, v)))
         y = self._encoded  # masked in place: the plain encoding never exists outside y
-        masker = Masker(self._ring, self.session.dim, like=y)
-        for key, sign in masks:
-            masker.apply(y, key, sign)
+        Masker(self._ring, self.session.dim, like=y).apply_all(y, masks)
         vector = self._ring.to_numpy(y)  # only the masked vector leaves the device
         self._held = held
         self._partners = frozenset(senders)
@@ -416,12 +416,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         )
 
     def _open(self, share: EncryptedShare) -> bytes:
-        aead = AeadKey.from_shared_secret(
-            self._c.agree(self._peers[share.peer].c_pk, sender=share.peer),
-            session=self.session.id,
-            round=self.session.round,
-        )
-        return aead.open(
+        return self._aeads[share.peer].open(
             share.box,
             sender=share.peer,
             receiver=self.identity,

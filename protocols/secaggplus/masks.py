@@ -11,17 +11,17 @@ A client sends ``y_u = x_u + PRG(b_u) + sum_{v in N(u) ∩ U2} p_{u,v}`` (mod 2^
 subtracts PRG(b_u) for survivors and the surviving neighbours' p_{w,v} for every v that
 dropped after sharing (it rebuilt s_v^SK from shares).
 
-:class:`Masker` adds or subtracts PRG(key) into an accumulator: on numpy through one reused
-keystream buffer (see :class:`~secagg.primitives.prg.KeystreamBuffer`), on torch tensors with
-the bit-identical torch keystream on the tensor's own device.
+:class:`Masker` adds or subtracts PRG(key) for a list of keys into an accumulator: on numpy
+block by block on every core (see :func:`~secagg.primitives.prg.add_keystreams`), on torch
+tensors with the bit-identical torch keystream on the tensor's own device.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from secagg.primitives.kdf import Label, derive_key
-from secagg.primitives.prg import KeystreamBuffer
+from secagg.primitives.prg import add_keystreams
 from secagg.primitives.prg_torch import keystream_torch
 from secagg.protocol import Session
 from secagg.ring import Ring, RingVector, is_torch
@@ -85,17 +85,20 @@ class Masker:
         self.ring = ring
         self.length = length
         self._device = like.device if is_torch(like) else None
-        self._buffer = None if self._device is not None else KeystreamBuffer(length, ring.bits)
-
-    def _stream(self, key: bytes) -> Any:
-        if self._buffer is not None:
-            return self._buffer.fill(key)
-        return keystream_torch(key, self.length, self.ring.bits, device=self._device)
 
     def apply(self, acc: RingVector, key: bytes, sign: int) -> None:
         """``acc += sign * PRG(key)`` in place (sign is +1 or -1)."""
-        stream = self._stream(key)
-        if sign > 0:
-            self.ring.add_(acc, stream)
-        else:
-            self.ring.sub_(acc, stream)
+        self.apply_all(acc, [(key, sign)])
+
+    def apply_all(self, acc: RingVector, keys: Sequence[tuple[bytes, int]]) -> None:
+        """``acc += sum(sign * PRG(key))`` in place over (key, sign) pairs: a client's self
+        mask and pairwise masks, or what the server removes, in one pass over ``acc``."""
+        if self._device is None:
+            add_keystreams(acc, keys)
+            return
+        for key, sign in keys:
+            stream = keystream_torch(key, self.length, self.ring.bits, device=self._device)
+            if sign > 0:
+                self.ring.add_(acc, stream)
+            else:
+                self.ring.sub_(acc, stream)

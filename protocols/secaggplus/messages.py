@@ -27,7 +27,8 @@ from secagg import wire
 from secagg.wire import Message
 
 NAME = "secaggplus"
-VERSION = 3  # 2: ShareKeys carries h_u; 3: MaskedInput.bad_boxes, share commitments
+VERSION = 4  # 2: ShareKeys carries h_u; 3: MaskedInput.bad_boxes, share commitments;
+# 4: the quantizer's dither is read from 32-bit keystream words (issue 22)
 
 __all__ = [
     "NAME",

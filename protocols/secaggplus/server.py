@@ -329,7 +329,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
             )
         seed = graph_seed(self.session.id, self.session.round)
         roster = self._keys if self._roster is None else self._roster
-        self._graph = NeighbourGraph(roster, self._params.num_neighbors, seed)
+        self._graph = NeighbourGraph.shared(roster, self._params.num_neighbors, seed)
         return {
             u: ServerKeys(
                 *self._header(),
@@ -445,11 +445,8 @@ class SecAggPlusServer(ServerMachine[Phase]):
                 shared = keypair.agree(self._keys[w].s_pk, sender=w)
                 # y_w holds Delta_{w,v} PRG(s_{w,v}); subtract it.
                 pairs.append((pairwise_key(shared, w, v, self.session), -pairwise_sign(w, v)))
-        masker = Masker(self._ring, self.session.dim)
-        for v in survivors:
-            masker.apply(self._sum, self_mask_key(b_seeds[v], self.session), -1)
-        for key, sign in pairs:
-            masker.apply(self._sum, key, sign)
+        self_masks = [(self_mask_key(b_seeds[v], self.session), -1) for v in survivors]
+        Masker(self._ring, self.session.dim).apply_all(self._sum, self_masks + pairs)
         self._result = AggregateResult(self._sum, frozenset(survivors))
         return {}
 

@@ -15,12 +15,15 @@ Flower folds the 32-byte seed into a 32-bit numpy seed; we do not.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from secagg import parallel
 from secagg.errors import CryptoError
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "MAX_KEYSTREAM_BYTES",
     "NONCE_BYTES",
     "KeystreamBuffer",
+    "add_keystreams",
     "chacha20_keystream",
     "keystream",
 ]
@@ -128,3 +132,72 @@ class KeystreamBuffer:
         cipher.encryptor().update_into(self._zeros, self._out.view(np.uint8).data)
         native: npt.NDArray[Any] = self._out.astype(self._dtype.newbyteorder("="), copy=False)
         return native
+
+
+BLOCK_BYTES = 1 << 17
+"""Bytes of keystream filled and added at a time by :func:`add_keystreams`: the accumulator's
+block and the keystream's stay in the core's L2 cache while every key is applied to them."""
+
+_CHACHA_BLOCK = 64
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def add_keystreams(
+    acc: npt.NDArray[Any],
+    keys: Sequence[tuple[bytes, int]],
+    *,
+    nonce: bytes = bytes(NONCE_BYTES),
+) -> None:
+    """``acc += sum(sign * PRG(key))`` in place, mod 2^b, for a numpy ``uint32``/``uint64`` acc.
+
+    The same words as adding :func:`keystream` ``(key, len(acc), bits)`` once per key, but
+    computed block by block: for each cache-sized block of ``acc``, every key's keystream is
+    filled into one small buffer and added while both are in cache, so ``acc`` crosses
+    memory once instead of once per key. The vector is split into contiguous ranges (starting
+    on 64-byte ChaCha20 block boundaries, so each range's cipher starts at its own block
+    counter) run on :mod:`secagg.parallel`'s threads; the cipher and numpy release the GIL.
+
+    Parameters
+    ----------
+    acc:
+        1-D C-contiguous native-endian uint32 or uint64 array (a ring vector), written in place.
+    keys:
+        (32-byte PRG key, sign) pairs; sign is +1 (add) or -1 (subtract).
+    nonce:
+        RFC 8439 nonce (12 bytes), as for :func:`keystream`.
+    """
+    bits = acc.dtype.itemsize * 8
+    bad = acc.ndim != 1 or bits not in _WORD or acc.dtype.kind != "u"
+    if bad or not acc.dtype.isnative or not acc.flags.c_contiguous:
+        raise CryptoError(f"keystreams add into a 1-D uint32/uint64 array, got {acc.dtype}")
+    itemsize = acc.dtype.itemsize
+    for key, sign in keys:
+        check_request(key, nonce, acc.nbytes, 0)
+        if sign not in (1, -1):
+            raise CryptoError(f"a keystream's sign is +1 or -1, got {sign!r}")
+    if not keys or not len(acc):
+        return
+    block = BLOCK_BYTES // itemsize
+    zeros = memoryview(bytes(BLOCK_BYTES))
+
+    def fill_range(lo: int, hi: int) -> None:
+        counter = (lo * itemsize // _CHACHA_BLOCK).to_bytes(4, "little")
+        streams = [
+            (Cipher(algorithms.ChaCha20(key, counter + nonce), mode=None).encryptor(), sign > 0)
+            for key, sign in keys
+        ]
+        buf = np.empty(block, dtype=acc.dtype)
+        for start in range(lo, hi, block):
+            stop = min(start + block, hi)
+            out, seg = buf[: stop - start], acc[start:stop]
+            raw = out.view(np.uint8).data
+            for encryptor, add in streams:
+                encryptor.update_into(zeros[: len(raw)], raw)
+                if _BIG_ENDIAN:  # pragma: no cover - the keystream words are little-endian
+                    out.byteswap(inplace=True)
+                if add:
+                    np.add(seg, out, out=seg)
+                else:
+                    np.subtract(seg, out, out=seg)
+
+    parallel.for_ranges(fill_range, len(acc), align=_CHACHA_BLOCK // itemsize)
