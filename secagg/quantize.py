@@ -213,20 +213,34 @@ class Quantizer:
         check_weight(weight)
         cfg = self.config
         key = rng.random_bytes(32)
-        if is_torch(x):
-            import torch
+        if not is_torch(x):
+            return self._quantize_numpy(_real_vector(x), key, weight * cfg.scale)
+        import torch
 
-            if x.ndim != 1 or x.is_complex() or x.dtype == torch.bool:
-                raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
-            v = x.detach().to(torch.float64)
-            if not bool(torch.isfinite(v).all()):
-                raise InvalidInputError("input contains NaN or infinity")
-            bits = keystream_torch(key, v.numel(), 32, device=v.device)
-            u = (bits.to(torch.int64) & 0xFFFFFFFF).to(torch.float64) * _UNIFORM
-            e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * (weight * cfg.scale) + u)
-            e = e.clamp(-cfg.levels, cfg.levels)  # float64 rounding near the clip: see above
-            return self.ring.from_signed(e.to(torch.int64))
-        return self._quantize_numpy(_real_vector(x), key, weight * cfg.scale)
+        if x.ndim != 1 or x.is_complex() or x.dtype == torch.bool:
+            raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
+        x = x.detach()
+        if x.device.type != "cpu":
+            return self._quantize_torch(x, key, weight * cfg.scale)
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.to(torch.float64)  # exact for every dtype numpy lacks (half, bfloat16)
+        encoded = self._quantize_numpy(x.numpy(), key, weight * cfg.scale)
+        return torch.from_numpy(encoded.view(self.ring.signed_numpy_dtype))
+
+    def _quantize_torch(self, x: Any, key: bytes, factor: float) -> RingVector:
+        """The encoding computed by torch on ``x``'s device (a GPU): the numpy path's float64
+        operations in the same order, so the same integers."""
+        import torch
+
+        cfg = self.config
+        v = x.to(torch.float64)
+        if not bool(torch.isfinite(v).all()):
+            raise InvalidInputError("input contains NaN or infinity")
+        bits = keystream_torch(key, v.numel(), 32, device=v.device)
+        u = (bits.to(torch.int64) & 0xFFFFFFFF).to(torch.float64) * _UNIFORM
+        e = torch.floor(v.clamp(-cfg.clip, cfg.clip) * factor + u)
+        e = e.clamp(-cfg.levels, cfg.levels)  # float64 rounding near the clip: see above
+        return self.ring.from_signed(e.to(torch.int64))
 
     def _quantize_numpy(self, x: npt.NDArray[Any], key: bytes, factor: float) -> RingVector:
         """e = clamp(floor(clip(x) * factor + u), -L, L) into the ring, in cache-sized blocks:

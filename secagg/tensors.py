@@ -48,7 +48,12 @@ def _parts(update: Any) -> tuple[list[Any], bool]:
 
 
 def flatten(update: Any) -> tuple[Any, TensorSpec]:
-    """One flat float64 vector (numpy, or torch on the update's device) and its spec."""
+    """One flat real vector (numpy, or torch on the update's device) and its spec.
+
+    The vector is float32 when every part is float32 (the quantizer widens it exactly, so an
+    update is not copied to float64 only to be read once), float64 otherwise. A single 1-D
+    part is returned as it is, not copied: encoders only read it.
+    """
     parts, is_seq = _parts(update)
     if all(is_torch(p) for p in parts):
         import torch
@@ -59,7 +64,11 @@ def flatten(update: Any) -> tuple[Any, TensorSpec]:
         for p in parts:
             if p.is_complex() or p.dtype == torch.bool:
                 raise InvalidInputError(f"update tensors must be real numbers, got {p.dtype}")
-        flat = torch.cat([p.detach().reshape(-1).to(torch.float64) for p in parts])
+        wide = torch.float32 if all(p.dtype == torch.float32 for p in parts) else torch.float64
+        if len(parts) == 1 and parts[0].ndim == 1 and parts[0].dtype == wide:
+            flat = parts[0].detach()
+        else:
+            flat = torch.cat([p.detach().reshape(-1).to(wide) for p in parts])
         spec = TensorSpec(
             "torch",
             tuple(tuple(p.shape) for p in parts),
@@ -75,7 +84,11 @@ def flatten(update: Any) -> tuple[Any, TensorSpec]:
         spec = TensorSpec(
             "numpy", tuple(p.shape for p in parts), tuple(p.dtype for p in parts), None, is_seq
         )
-        return np.concatenate([p.reshape(-1).astype(np.float64) for p in parts]), spec
+        same = all(p.dtype == np.float32 for p in parts)
+        host: np.dtype[Any] = np.dtype(np.float32 if same else np.float64)
+        if len(parts) == 1 and parts[0].ndim == 1 and parts[0].dtype == host:
+            return parts[0], spec
+        return np.concatenate([p.reshape(-1).astype(host, copy=False) for p in parts]), spec
     raise InvalidInputError("an update must not mix numpy arrays and torch tensors")
 
 

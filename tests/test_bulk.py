@@ -96,3 +96,31 @@ def test_quantization_does_not_depend_on_threads(threads: int, ring_bits: int) -
     v = np.floor(np.clip(x.astype(np.float64), -1.0, 1.0) * (0.5 * cfg.scale) + u)
     expected = np.clip(v, -cfg.levels, cfg.levels).astype(np.int64)
     np.testing.assert_array_equal(cfg.ring.to_signed(got), expected)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+@pytest.mark.parametrize("ring_bits", [32, 64])
+def test_the_device_batches_add_the_same_masks(
+    ring_bits: int, device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GPU path (keys batched through one set of torch kernels, batches smaller than the
+    key list here) adds what the host cipher adds; on a CPU-only machine the GPU code runs on
+    the CPU."""
+    import torch
+
+    from secagg.protocols.secaggplus import masks
+    from secagg.ring import Ring
+
+    ring = Ring(ring_bits)
+    monkeypatch.setattr(masks, "DEVICE_BATCH_WORDS", 2 * 1001)
+    start = np.random.default_rng(2).integers(0, 2**ring_bits, 1001, dtype=ring.numpy_dtype)
+    on_host = start.copy()
+    masks.Masker(ring, 1001).apply_all(on_host, KEYS)
+    tensor = ring.to_torch(start, device)
+    masks.Masker(ring, 1001, like=tensor)._apply_on_device(tensor, KEYS)
+    np.testing.assert_array_equal(ring.to_numpy(tensor), on_host)
+    tensor = tensor.cpu()
+    via_view = ring.to_torch(start)
+    masks.Masker(ring, 1001, like=via_view).apply_all(via_view, KEYS)  # CPU: the host cipher
+    np.testing.assert_array_equal(ring.to_numpy(via_view), on_host)
+    assert torch.equal(via_view, tensor)

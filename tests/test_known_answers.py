@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secagg.errors import AuthenticationError, CryptoError, RemoteProtocolError, WeakKeyError
 from secagg.primitives.kdf import hkdf_sha256
@@ -122,6 +124,20 @@ def test_hkdf_sha256_rfc5869(
     ikm: bytes, salt: bytes | None, info: bytes, length: int, okm: str
 ) -> None:
     assert hkdf_sha256(ikm, salt=salt, info=info, length=length) == h(okm)
+
+
+def test_hkdf_sha256_equals_cryptographys_hkdf() -> None:
+    """Our one-shot HMAC composition against ``cryptography``'s HKDF, every salt kind and
+    lengths across block boundaries."""
+    rng = np.random.default_rng(3)
+    for length in (1, 16, 31, 32, 33, 64, 65, 100, 255 * 32):
+        for salt in (None, b"", rng.bytes(13), rng.bytes(80)):
+            ikm, info = rng.bytes(int(rng.integers(16, 90))), rng.bytes(int(rng.integers(0, 70)))
+            ours = hkdf_sha256(ikm, salt=salt, info=info, length=length)
+            theirs = HKDF(hashes.SHA256(), length, salt, info).derive(ikm)
+            assert ours == theirs, (length, salt)
+    with pytest.raises(CryptoError):
+        hkdf_sha256(b"k" * 32, salt=None, info=b"", length=255 * 32 + 1)
 
 
 # --- RFC 8439 (ChaCha20) -------------------------------------------------------------------

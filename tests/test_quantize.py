@@ -155,6 +155,10 @@ def test_torch_quantization_is_bit_identical_to_numpy(ring_bits: int) -> None:
     tt = quantizer.quantize(torch.from_numpy(x), SeededRandom(5), weight=0.75)
     assert tt.dtype == cfg.ring.torch_dtype
     np.testing.assert_array_equal(cfg.ring.to_numpy(tt), cpu)
+    # the GPU formula (CPU torch tensors take the numpy path), run here on the CPU
+    key = SeededRandom(5).random_bytes(32)
+    on_device = quantizer._quantize_torch(torch.from_numpy(x), key, 0.75 * cfg.scale)
+    np.testing.assert_array_equal(cfg.ring.to_numpy(on_device), cpu)
     np.testing.assert_array_equal(quantizer.dequantize(tt).numpy(), quantizer.dequantize(cpu))
 
 

@@ -19,14 +19,18 @@ tensors with the bit-identical torch keystream on the tensor's own device.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from secagg.primitives.kdf import Label, derive_key
 from secagg.primitives.prg import add_keystreams
-from secagg.primitives.prg_torch import keystream_torch
+from secagg.primitives.prg_torch import keystreams_torch
 from secagg.protocol import Session
 from secagg.ring import Ring, RingVector, is_torch
 
-__all__ = ["Masker", "pairwise_key", "pairwise_sign", "self_mask_key"]
+DEVICE_BATCH_WORDS = 1 << 24
+"""Keystream words generated per batch on a GPU (the ChaCha20 state takes 4 bytes a word)."""
+
+__all__ = ["DEVICE_BATCH_WORDS", "Masker", "pairwise_key", "pairwise_sign", "self_mask_key"]
 
 
 def self_mask_key(seed: bytes, session: Session) -> bytes:
@@ -95,10 +99,21 @@ class Masker:
         mask and pairwise masks, or what the server removes, in one pass over ``acc``."""
         if self._device is None:
             add_keystreams(acc, keys)
-            return
-        for key, sign in keys:
-            stream = keystream_torch(key, self.length, self.ring.bits, device=self._device)
-            if sign > 0:
-                self.ring.add_(acc, stream)
-            else:
-                self.ring.sub_(acc, stream)
+        elif self._device.type == "cpu" and acc.is_contiguous():
+            add_keystreams(acc.numpy().view(self.ring.numpy_dtype), keys)  # same memory
+        else:
+            self._apply_on_device(acc, keys)
+
+    def _apply_on_device(self, acc: Any, keys: Sequence[tuple[bytes, int]]) -> None:
+        """Batches of keys through one set of ChaCha20 kernels on the tensor's device, then
+        one signed sum per batch (wrapping mod 2^b like every ring operation)."""
+        import torch
+
+        batch = max(1, DEVICE_BATCH_WORDS // max(1, self.length))
+        for i in range(0, len(keys), batch):
+            group = keys[i : i + batch]
+            streams = keystreams_torch(
+                [key for key, _ in group], self.length, self.ring.bits, device=self._device
+            )
+            signs = torch.tensor([sign for _, sign in group], device=self._device)
+            acc += (streams * signs.to(streams.dtype)[:, None]).sum(0).to(acc.dtype)

@@ -131,6 +131,7 @@ class SecAggPlusServer(ServerMachine[Phase]):
         self._roster = None if roster is None else frozenset(roster)
         self._shamir = Shamir(self._params.threshold)
         self._keys: dict[int, PublicKeys] = {}  # U1
+        self._key_points: set[bytes] = set()  # key_point of every key in U1, for repeats
         self._graph: NeighbourGraph | None = None
         self._boxes: dict[int, dict[int, EncryptedShare]] = {}  # U2: sender -> receiver -> box
         self._b_commitments: dict[int, bytes] = {}  # U2: h_u
@@ -201,13 +202,14 @@ class SecAggPlusServer(ServerMachine[Phase]):
             raise RemoteProtocolError("c_pk and s_pk must be two distinct 32-byte keys", sender=u)
         for key in (msg.c_pk, msg.s_pk):  # a small-order key would fail every neighbour's
             validate_public_key(key, sender=u)  # agreement: refuse it before anyone uses it
-        taken = {key_point(k) for keys in self._keys.values() for k in (keys.c_pk, keys.s_pk)}
-        if key_point(msg.c_pk) in taken or key_point(msg.s_pk) in taken:
+        points = {key_point(msg.c_pk), key_point(msg.s_pk)}
+        if points & self._key_points:
             raise RemoteProtocolError("public keys repeat another client's keys", sender=u)
         if self._directory is not None:
             self._require_member(u, self._directory, "the signing-key directory")
             verify(self._directory[u], keys_message(msg, u, self.session), msg.signature, sender=u)
         self._keys[u] = PublicKeys(u, msg.c_pk, msg.s_pk, msg.signature)
+        self._key_points |= points
 
     def _on_shares(self, msg: ShareKeys) -> None:
         u = msg.sender
