@@ -70,7 +70,7 @@ bench: $(STAMP)
 # Tiny sizes, seconds: the grid's smoke test (CI runs it after the tests).
 bench-quick: $(STAMP)
 	mkdir -p .benchmarks
-	SECAGG_BENCH=quick $(PY) -m pytest benchmarks/bench_grid.py -q --benchmark-only \
+	SECAGG_BENCH=quick $(PY) -m pytest benchmarks/bench_grid.py benchmarks/bench_round.py -q --benchmark-only \
 		--benchmark-columns=median --benchmark-json=.benchmarks/quick.json
 
 lint: $(STAMP)

@@ -102,12 +102,6 @@ def aes_ctr_fill_seconds(d: int) -> float:
     )
 
 
-def flower_estimate_seconds(n: int, d: int, k: int) -> float:
-    """Flower's full round on this machine, from issue 22's runs: ~1e-8 s per mask word,
-    ~2e-4 s per client x k^2 (pycryptodome Shamir and Fernet dominate at large k)."""
-    return 1e-8 * n * (k + 1) * d + 2e-4 * n * k * k
-
-
 def _protocol(case: RoundCase) -> Any:
     if case.k is None:
         return protocols.get(case.protocol, num_clients=case.n)
@@ -124,10 +118,11 @@ def _secagg_round(case: RoundCase, proto: Any, drops: dict[int, Any]) -> tuple[f
 
 
 def _flower(case: RoundCase, k: int, t: int, dropped: list[int]) -> dict[str, Any]:
-    estimate = flower_estimate_seconds(case.n, case.d, k)
+    from secagg.clients.flower_reference import estimate_flower_seconds, flower_round
+
+    estimate = estimate_flower_seconds(case.n, case.d, k, t, dropped=len(dropped))
     if estimate > FLOWER_CAP:
         return {"seconds": estimate, "estimated": True}
-    from secagg.clients.flower_reference import flower_round
 
     run = flower_round(case.n, case.d, k, t, dropped=dropped, seed=1)
     return {

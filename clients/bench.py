@@ -3,8 +3,8 @@
 A grid case is one full in-process round (:func:`secagg.simulate`) of one protocol on
 ``n`` clients with ``d``-entry updates, a fraction of which vanish at random phases. Each
 case reports, from the round's own statistics: client seconds per phase (mean per client),
-server seconds per phase, bytes sent per client, the expansion over float32 (4 d bytes) and
-the process's peak resident memory during the round.
+all clients' and the server's seconds (the round's compute), bytes sent per client, the
+expansion over float32 (4 d bytes) and the round's own peak resident memory.
 
 Absolute seconds vary between machines; ratios much less. Every case is also reported against
 references measured in the same run:
@@ -13,11 +13,19 @@ references measured in the same run:
   a client's time in keystreams says how many mask-sized PRG fills it costs;
 * ``add``: memory bandwidth, a numpy uint32 add of d entries; the server's time in adds;
 * ``tenseal``: TenSEAL alone encrypting and serializing the same d values (CKKS rows);
-* ``flower``: Flower's SecAgg+ client masking of the same d entries with the same number of
-  neighbours (``secaggplus_utils.pseudo_rand_gen`` per mask, as ``secaggplus_mod`` does),
-  when the ``flower`` extra is installed;
+* ``flower``: Flower 1.42's full SecAgg+ round (every client and the server, compute only:
+  :mod:`secagg.clients.flower_reference`) at the case's n, d, k, t and dropouts, for each
+  secaggplus case, when the ``flower`` extra is installed. Its dropouts are the case's (see
+  :func:`flower_dropouts`). Rounds estimated over the cap are reported with their estimate;
 * ``plain``: the ``plain`` protocol's case with the same n, d and dropout (overhead vs no
   cryptography at all).
+
+How things are timed, so that a case and its references compare like with like: before its
+first case, each protocol runs one small round, untimed (imports, lazy tables, thread pools);
+each case is then one round, as in a deployment (and the round repeats each client's work n
+times). A Flower reference is one round too, after one small untimed Flower round. The
+per-d references (keystream, add, TenSEAL) are one untimed call and then the median of three:
+a typical call, as a case is a typical round (the former best of 5 was the luckiest one).
 
 Cases whose estimated time is over a cap (``cap_seconds``) are listed as skipped with their
 estimate rather than run.
@@ -43,12 +51,17 @@ __all__ = [
     "Case",
     "GridRun",
     "References",
+    "estimate_flower_case",
     "estimate_seconds",
     "finish_grid",
+    "flower_dropouts",
+    "flower_key",
+    "flower_reference",
     "grid",
     "measure_references",
     "peak_rss_reset",
     "run_case",
+    "warm_up",
 ]
 
 PROTOCOLS = ("plain", "secagg", "secaggplus", "ckks", "paillier")
@@ -170,8 +183,25 @@ def peak_rss_reset() -> Callable[[], float]:
     return lambda: max(0.0, (_rss_kib("VmHWM") - base) / 1024)
 
 
+_WARM: set[tuple[str, str]] = set()
+
+
+def warm_up(protocol: str, device: str = "cpu") -> None:
+    """One small untimed round of ``protocol`` (n = 10, d = 1000), once per process: imports,
+    lazy tables and thread pools are then not charged to the first measured case."""
+    if (protocol, device) in _WARM:
+        return
+    _WARM.add((protocol, device))
+    case = Case(protocol, 10, 1000, 0.0, device)
+    try:
+        simulate(make_protocol(case), LazyInputs(case.n, case.d, device), seed=0)
+    except (AbortError, ConfigError):  # pragma: no cover - a warm-up is best effort
+        pass
+
+
 def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Run one round of ``case``; the row of figures the report is made of."""
+    """Run one round of ``case`` (after :func:`warm_up` of its protocol); the row of figures
+    the report is made of."""
     row: dict[str, Any] = {**asdict(case), "id": case.id}
     try:
         proto = make_protocol(case)
@@ -179,6 +209,7 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
         return {**row, "aborted": f"no parameters: {exc}", "seconds": 0.0}
     row["params"] = _params(proto)
     drops = dropouts(case, proto)
+    warm_up(case.protocol, case.device)
     peak = peak_rss_reset()
     t0 = clock()
     try:
@@ -187,10 +218,12 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
         return {**row, "aborted": exc.reason, "seconds": clock() - t0}
     seconds = clock() - t0
     # mean per client that worked in the phase (dropped ones stop working)
-    client = {p: s.seconds / (s.messages_sent or case.n) for p, s in result.stats["client"].items()}
+    stats = result.stats["client"]
+    client = {p: s.seconds / (s.messages_sent or case.n) for p, s in stats.items()}
     server = {p: s.seconds for p, s in result.stats["server"].items()}
     if "key_holder" in result.stats:
         server.update({f"key_holder:{p}": s.seconds for p, s in result.stats["key_holder"].items()})
+    clients_all = sum(s.seconds for s in stats.values())
     per_client = result.bytes_per_client()
     row.update(
         aborted=None,
@@ -199,6 +232,8 @@ def run_case(case: Case, *, clock: Callable[[], float] = time.perf_counter) -> d
         server_seconds=server,
         client_total=sum(client.values()),
         server_total=sum(server.values()),
+        clients_all_seconds=clients_all,
+        compute_seconds=clients_all + sum(server.values()),
         bytes_per_client=per_client,
         expansion=per_client / (4 * case.d),
         peak_rss_mib=peak(),
@@ -217,21 +252,25 @@ def _params(proto: Protocol[Any]) -> dict[str, Any]:
 
 @dataclass
 class References:
-    """Seconds of each reference, by d (and by (n, d) for Flower), measured in this run."""
+    """Seconds of each reference, by d, and Flower's full round by case id, measured in this
+    run. A Flower entry (:func:`flower_reference`) has ``status`` "ok" (and ``seconds``, all
+    clients + server), "skipped" (``estimate`` over the cap), "halted" or "no flwr"."""
 
     keystream: dict[int, float]
     add: dict[int, float]
     tenseal: dict[int, float]
-    flower: dict[str, float | None]  # by flower_key(d, k)
+    flower: dict[str, dict[str, Any]]  # by flower_key(case)
 
 
-def _best(fn: Callable[[], object], repeat: int = 5) -> float:
+def _typical(fn: Callable[[], object], repeat: int = 3) -> float:
+    """One untimed call, then the median of ``repeat`` calls (see the module's docstring)."""
+    fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return float(np.median(times))
 
 
 def keystream_seconds(d: int) -> float:
@@ -244,13 +283,13 @@ def keystream_seconds(d: int) -> float:
     def fill() -> None:
         Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor().update_into(view, view)
 
-    return _best(fill)
+    return _typical(fill)
 
 
 def add_seconds(d: int) -> float:
     a = np.ones(d, dtype=np.uint32)
     b = np.arange(d, dtype=np.uint32)
-    return _best(lambda: np.add(a, b, out=a))
+    return _typical(lambda: np.add(a, b, out=a))
 
 
 def tenseal_seconds(d: int) -> float:
@@ -264,47 +303,144 @@ def tenseal_seconds(d: int) -> float:
         for i in range(0, d, 4096):
             ts.ckks_vector(context, x[i : i + 4096].tolist()).serialize()
 
-    return _best(encrypt, repeat=2)
+    return _typical(encrypt)
 
 
-def flower_seconds(k: int, d: int) -> float | None:
-    """Flower's SecAgg+ client masking: k pairwise masks and a self mask, added mod 2^32."""
+def flower_key(case: Case) -> str:
+    """The key of a case's Flower round in :attr:`References.flower`: the case's id."""
+    return case.id
+
+
+def flower_dropouts(case: Case, proto: Protocol[Any]) -> tuple[list[int], list[int], list[int]]:
+    """The case's :func:`dropouts` as Flower's round takes them: ``(dropped,
+    dropped_at_unmask, excluded)``.
+
+    A client that vanishes at the input phase (shared its keys, sends no masked input) is
+    Flower's ``dropped``; one that vanishes after it (masked input sent, no unmasking reply) is
+    ``dropped_at_unmask``; one that vanishes before sharing keys is ``excluded``: Flower's
+    workflow cannot finish a round with it (nobody holds its shares, and the server asks for
+    t of every sampled node's shares, so it halts), so Flower's round runs without it, on the
+    ``n - len(excluded)`` clients that reach share-keys, which is the work secagg does for it
+    too: nothing to reconstruct."""
+    phases = list(proto.phases)
+    at_input = phases.index(proto.input_phase)
+    dropped: list[int] = []
+    late: list[int] = []
+    excluded: list[int] = []
+    for cid, phase in sorted(dropouts(case, proto).items()):
+        index = phases.index(phase)
+        (excluded if index < at_input else dropped if index == at_input else late).append(cid)
+    return dropped, late, excluded
+
+
+def _flower_args(case: Case) -> dict[str, Any] | str:
     try:
-        from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+        proto = make_protocol(case)
+    except ConfigError as exc:
+        return f"no parameters: {exc}"
+    dropped, late, excluded = flower_dropouts(case, proto)
+    keep = [u for u in range(case.n) if u not in set(excluded)]
+    index = {u: i for i, u in enumerate(keep)}
+    return {
+        "n": len(keep),
+        "d": case.d,
+        "k": int(proto.num_neighbors),  # type: ignore[attr-defined]
+        "t": int(proto.threshold),  # type: ignore[attr-defined]
+        "dropped": [index[u] for u in dropped],
+        "dropped_at_unmask": [index[u] for u in late],
+        "excluded": len(excluded),
+    }
+
+
+def estimate_flower_case(case: Case) -> float:
+    """Estimated seconds of the case's Flower round (0 when it has no parameters or no flwr)."""
+    args = _flower_args(case)
+    if isinstance(args, str):
+        return 0.0
+    try:
+        from .flower_reference import estimate_flower_seconds
     except ImportError:
-        return None
-    keys = [bytes([i % 256]) * 32 for i in range(k + 1)]
-
-    def mask() -> None:
-        acc = np.zeros(d, dtype=np.int64)
-        for key in keys:
-            acc = acc + pseudo_rand_gen(key, 1 << 32, [(d,)])[0]
-        acc %= 1 << 32
-
-    return _best(mask, repeat=2)
-
-
-def flower_key(d: int, k: int) -> str:
-    """Flower's reference is per (d, k): k masks of d entries plus the self mask."""
-    return f"d={d},k={k}"
+        return 0.0
+    try:
+        return estimate_flower_seconds(
+            args["n"],
+            args["d"],
+            args["k"],
+            args["t"],
+            len(args["dropped"]),
+            len(args["dropped_at_unmask"]),
+        )
+    except ValueError:
+        return 0.0
 
 
-def measure_references(cases: list[Case]) -> References:
+_FLOWER_WARM: list[bool] = []
+
+
+def flower_reference(case: Case, *, cap: float = math.inf) -> dict[str, Any]:
+    """Flower's full SecAgg+ round at the case's n, d, k, t and :func:`flower_dropouts`,
+    measured now (one round, after one small untimed Flower round per process), or skipped
+    with its estimate when that is over ``cap``. JSON-ready."""
+    args = _flower_args(case)
+    if isinstance(args, str):
+        return {"status": "no parameters", "seconds": None, "reason": args}
+    summary = {key: len(v) if isinstance(v, list) else v for key, v in args.items() if key != "d"}
+    try:
+        from .flower_reference import FlowerRoundHalted, flower_round
+    except ImportError:
+        return {**summary, "status": "no flwr", "seconds": None}
+    estimate = estimate_flower_case(case)
+    out: dict[str, Any] = {**summary, "estimate": estimate}
+    if estimate > cap:
+        return {**out, "status": "skipped", "seconds": None}
+    if not _FLOWER_WARM:
+        flower_round(6, 1000, 4, 3, dropped=[0])
+        _FLOWER_WARM.append(True)
+    try:
+        run = flower_round(
+            args["n"],
+            args["d"],
+            args["k"],
+            args["t"],
+            args["dropped"],
+            seed=1,
+            dropped_at_unmask=args["dropped_at_unmask"],
+        )
+    except (FlowerRoundHalted, ValueError) as exc:
+        return {**out, "status": "halted", "seconds": None, "reason": str(exc)}
+    return {
+        **out,
+        "status": "ok",
+        "seconds": run.total_seconds,
+        "clients": run.clients_total,
+        "server": run.server_total,
+        "degree": run.degree,
+        "num_shares": run.num_shares,
+        "client_seconds": dict(run.client_seconds),
+        "server_seconds": dict(run.server_seconds),
+        "peak_rss_mib": run.peak_rss_mib,
+    }
+
+
+def measure_references(
+    cases: list[Case],
+    *,
+    flower: Mapping[str, dict[str, Any]] | None = None,
+    cap: float = DEFAULT_CAP,
+) -> References:
+    """The per-d references over the cases' d, and Flower's round for each secaggplus CPU
+    case (``flower``: those already measured, by :func:`flower_key`; the others are measured
+    here, skipped over ``cap``)."""
     ds = sorted({c.d for c in cases})
-    flower: dict[str, float | None] = {}
+    refs = dict(flower or {})
     for c in cases:
-        if c.protocol == "secaggplus" and c.device == "cpu":
-            try:
-                k = make_protocol(c).num_neighbors  # type: ignore[attr-defined]
-            except ConfigError:
-                continue
-            if flower_key(c.d, k) not in flower:
-                flower[flower_key(c.d, k)] = flower_seconds(k, c.d)
+        if c.protocol == "secaggplus" and c.device == "cpu" and flower_key(c) not in refs:
+            refs[flower_key(c)] = flower_reference(c, cap=cap)
     return References(
         keystream={d: keystream_seconds(d) for d in ds},
         add={d: add_seconds(d) for d in ds},
         tenseal={d: tenseal_seconds(d) for d in ds},
-        flower=flower,
+        flower=refs,
     )
 
 
@@ -338,17 +474,28 @@ class GridRun:
                 keystream={int(d): v for d, v in refs["keystream"].items()},
                 add={int(d): v for d, v in refs["add"].items()},
                 tenseal={int(d): v for d, v in refs["tenseal"].items()},
-                flower=dict(refs["flower"]),
+                # grids before issue 22 held Flower's client masking only, by "d=..,k=..":
+                # not the same reference, so not carried over
+                flower={k: v for k, v in refs["flower"].items() if isinstance(v, dict)},
             ),
             gas=data.get("gas"),
         )
 
 
 def finish_grid(
-    kind: str, cuda: bool, rows: list[dict[str, Any]], run: list[Case], skipped: list[Case]
+    kind: str,
+    cuda: bool,
+    rows: list[dict[str, Any]],
+    run: list[Case],
+    skipped: list[Case],
+    *,
+    flower: Mapping[str, dict[str, Any]] | None = None,
+    cap: float = DEFAULT_CAP,
 ) -> GridRun:
-    """Measure the references (and the gas) in this run, after the cases."""
+    """Measure the references (and the gas) in this run, after the cases; ``flower``: the
+    Flower rounds already measured beside the cases (the others are measured here)."""
     from secagg.chain.gas import measure_gas
 
     gas = measure_gas(10, 2) if kind == "full" else measure_gas(4, 1)
-    return GridRun(kind, cuda, rows, skipped, measure_references(run), gas.markdown())
+    references = measure_references(run, flower=flower, cap=cap)
+    return GridRun(kind, cuda, rows, skipped, references, gas.markdown())

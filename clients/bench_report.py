@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from .bench import GridRun, estimate_seconds, flower_key
+from .bench import GridRun, estimate_seconds
 
 __all__ = ["GRID_BEGIN", "GRID_END", "markdown", "write_grid_outputs"]
 
@@ -52,9 +52,12 @@ def markdown(grid: GridRun) -> str:
         "keystream of d uint32 entries (how many mask-sized PRG fills it costs); *server/add* "
         "is the server's seconds over one numpy uint32 add of d entries per surviving input "
         "(memory bandwidth); */plain* is the case's seconds over the `plain` protocol's same "
-        "case; *vs ref* is TenSEAL alone (ckks: ours / TenSEAL's encryption of the same d) or "
-        "Flower's SecAgg+ client masking with the same k (secaggplus: Flower's seconds / our "
-        "masked-input phase, so > 1 means we are faster).",
+        "case; *vs ref* is, for ckks, ours / TenSEAL alone encrypting the same d (a cost: "
+        "> 1 means slower than TenSEAL), and for secaggplus Flower 1.42's full SecAgg+ round / "
+        "ours, each the compute of all clients plus the server at the same n, d, k, t and "
+        "dropouts, measured in this run (a speed: > 1 means we are faster; table below). "
+        "Every case and every Flower round is one round after an untimed warm-up round; "
+        "keystream, add and TenSEAL are the median of 3 calls after an untimed one.",
         "",
         "| protocol | n | d | drop | client s | client/keystream | server s | server/add "
         "| /plain | vs ref | bytes/client | expansion | peak MiB |",
@@ -72,10 +75,8 @@ def markdown(grid: GridRun) -> str:
         vs_ref = "—"
         if r["protocol"] == "ckks":
             vs_ref = _ratio(r["client_total"], refs.tenseal.get(d))
-        elif r["protocol"] == "secaggplus":
-            flower = refs.flower.get(flower_key(d, r["params"]["num_neighbors"]))
-            masked = r["client_seconds"].get("masked-input", 0.0)
-            vs_ref = _ratio(flower, masked) if flower is not None else "no flwr"
+        elif r["protocol"] == "secaggplus" and r["device"] == "cpu":
+            vs_ref = _flower_cell(refs.flower.get(r.get("id", "")), r.get("compute_seconds"))
         per_input = refs.add[d] * max(1, r["survivors"])
         device = "" if r["device"] == "cpu" else f" ({r['device']})"
         lines.append(
@@ -92,13 +93,7 @@ def markdown(grid: GridRun) -> str:
             f"| {_d(d)} | {refs.keystream[d] * 1e3:.3f} ms | {refs.add[d] * 1e3:.3f} ms "
             f"| {refs.tenseal[d] * 1e3:.1f} ms |"
         )
-    measured = sorted(
-        ((k, v) for k, v in refs.flower.items() if v is not None),
-        key=lambda kv: [int(part.split("=")[1]) for part in kv[0].split(",")],
-    )
-    if measured:
-        lines += ["", "Flower's SecAgg+ client masking (k pairwise masks + self mask): "]
-        lines[-1] += ", ".join(f"{k} → {_secs(v)}" for k, v in measured) + "."
+    lines += _flower_table(grid)
     if grid.skipped:
         lines += ["", "Skipped (estimated seconds over the cap; raise `SECAGG_BENCH_CAP`):", ""]
         lines.append(", ".join(f"{c.id} (~{estimate_seconds(c):,.0f} s)" for c in grid.skipped))
@@ -107,6 +102,72 @@ def markdown(grid: GridRun) -> str:
     if grid.gas:
         lines += ["", "Gas on the embedded chain (`secagg.chain.gas`):", "", grid.gas]
     return "\n".join(lines) + "\n"
+
+
+def _flower_cell(ref: dict[str, Any] | None, ours: float | None) -> str:
+    """The secaggplus "vs ref" cell: Flower's round seconds / ours, or why there is none."""
+    if ref is None or ours is None:
+        return "—"
+    status = ref.get("status")
+    if status == "ok":
+        return _ratio(ref["seconds"], ours)
+    if status == "skipped":
+        return f"skipped (~{ref['estimate']:,.0f} s)"
+    return {"no flwr": "no flwr", "halted": "Flower halts"}.get(str(status), "—")
+
+
+def _flower_table(grid: GridRun) -> list[str]:
+    """Flower's full rounds, one row per secaggplus case, beside our compute of the case."""
+    rows = {r["id"]: r for r in grid.rows if "id" in r}
+    refs = grid.references.flower
+    if not refs:
+        return []
+    lines = [
+        "",
+        "Flower 1.42's SecAgg+ round, the secaggplus reference "
+        "(`secagg.clients.flower_reference.flower_round`: Flower's client mod and server "
+        "workflow computation, every client and the server in one process, without its "
+        "engine). Same n, d, k neighbours and threshold t as the case (Flower's `num_shares` "
+        "= k + 1, k + 2 for odd k: its ring has even degree), and the case's dropouts: those "
+        "that vanish at masked input are Flower's dropped clients (keys shared, no masked "
+        "input), those that vanish at unmasking drop before Flower's unmask stage, and those "
+        "that vanish before sharing keys are left out of Flower's round (its workflow halts "
+        "on a client nobody holds shares of). *ours* is the case's compute: all clients' "
+        "seconds plus the server's (secagg spreads mask fills over every core; Flower's "
+        "numpy Mersenne Twister and pycryptodome Shamir run on one). Flower rounds estimated "
+        "over the cap are not run.",
+        "",
+        "| case | Flower n | k | t | dropped / at unmask / left out | Flower clients "
+        "| Flower server | Flower round | ours | Flower / ours |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(refs, key=lambda k: _case_order(rows.get(k), k)):
+        ref, row = refs[key], rows.get(key)
+        ours = row.get("compute_seconds") if row else None
+        k = ref.get("k", "—")
+        if ref.get("degree") not in (None, k):
+            k = f"{k} (ring: {ref['degree']})"
+        head = (
+            f"| {key} | {ref.get('n', '—')} | {k} | {ref.get('t', '—')} "
+            f"| {ref.get('dropped', 0)} / {ref.get('dropped_at_unmask', 0)} / "
+            f"{ref.get('excluded', 0)} "
+        )
+        if ref.get("status") == "ok":
+            lines.append(
+                head + f"| {_secs(ref['clients'])} | {_secs(ref['server'])} "
+                f"| {_secs(ref['seconds'])} | {_secs(ours) if ours else '—'} "
+                f"| {_flower_cell(ref, ours)} |"
+            )
+        else:
+            why = _flower_cell(ref, 1.0) if ref.get("status") != "no parameters" else "—"
+            lines.append(head + f"| | | {why} | {_secs(ours) if ours else '—'} | |")
+    return lines
+
+
+def _case_order(row: dict[str, Any] | None, key: str) -> tuple[int, int, float, str]:
+    if row is None:
+        return (0, 0, 0.0, key)
+    return (row["d"], row["n"], row["dropout"], key)
 
 
 def write_grid_outputs(grid: GridRun, *, out: Path, results_md: Path | None = None) -> list[Path]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from secagg.errors import ConfigError
 
@@ -82,7 +82,8 @@ def split_ranges(length: int, parts: int, align: int) -> list[tuple[int, int]]:
 def for_ranges(fn: Callable[[int, int], None], length: int, *, align: int = 1) -> None:
     """Call ``fn(lo, hi)`` once per range of :func:`split_ranges`, on the pool's threads.
 
-    Returns when every call has returned; the first exception raised by a call is re-raised.
+    Returns when every call has returned (also when one raised, so no thread still writes
+    into the caller's buffers); the exception of the lowest range that raised is re-raised.
     """
     ranges = split_ranges(length, _workers, align)
     if len(ranges) == 1:
@@ -93,5 +94,6 @@ def for_ranges(fn: Callable[[int, int], None], length: int, *, align: int = 1) -
     try:
         fn(*ranges[0])
     finally:
-        for future in futures:
-            future.result()
+        wait(futures)
+    for future in futures:
+        future.result()

@@ -224,7 +224,7 @@ class Quantizer:
             return self._quantize_torch(x, key, weight * cfg.scale)
         if x.dtype not in (torch.float32, torch.float64):
             x = x.to(torch.float64)  # exact for every dtype numpy lacks (half, bfloat16)
-        encoded = self._quantize_numpy(x.numpy(), key, weight * cfg.scale)
+        encoded = self._quantize_numpy(x.resolve_neg().numpy(), key, weight * cfg.scale)
         return torch.from_numpy(encoded.view(self.ring.signed_numpy_dtype))
 
     def _quantize_torch(self, x: Any, key: bytes, factor: float) -> RingVector:

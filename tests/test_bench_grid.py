@@ -65,19 +65,41 @@ def row(protocol: str, **figures: Any) -> dict[str, Any]:
 
 
 def test_the_report_divides_by_the_right_references() -> None:
+    masking, big = Case("secaggplus", 5, 1000, 0.0), Case("secaggplus", 1000, 1000, 0.0)
     refs = References(
         keystream={1000: 0.001},
         add={1000: 1e-4},
         tenseal={1000: 0.01},
-        flower={flower_key(1000, 4): 0.004},
+        flower={
+            # Flower's full round (all clients + server) at the case's n, d, k, t, dropouts
+            flower_key(masking): {
+                "status": "ok",
+                "seconds": 0.03,
+                "clients": 0.02,
+                "server": 0.01,
+                "n": 5,
+                "k": 4,
+                "t": 3,
+            },
+            flower_key(big): {
+                "status": "skipped",
+                "seconds": None,
+                "estimate": 1400.0,
+                "n": 1000,
+                "k": 78,
+                "t": 52,
+            },
+        },
     )
     rows = [
-        row("plain", seconds=0.1, client_total=0.0005, server_total=0.0001),
+        row("plain", id="plain-n5", seconds=0.1, client_total=0.0005, server_total=0.0001),
         row(
             "secaggplus",
+            id=masking.id,
             seconds=0.3,
             client_total=0.002,
             server_total=0.0005,
+            compute_seconds=0.015,  # all clients + server
             client_seconds={"masked-input": 0.002},
             params={"num_neighbors": 4},
         ),
@@ -85,11 +107,12 @@ def test_the_report_divides_by_the_right_references() -> None:
         row("ckks", seconds=0.5, client_total=0.02, server_total=0.001),
     ]
     table = markdown(GridRun("t", False, rows, [Case("paillier", 10, 1_000_000, 0.0)], refs, None))
-    (masking,) = [line for line in table.splitlines() if line.startswith("| secaggplus")]
-    cells = [c.strip() for c in masking.strip("|").split("|")]
-    # client/keystream, server/add (5 inputs), /plain, vs Flower
+    (line,) = [line for line in table.splitlines() if line.startswith("| secaggplus |")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # client/keystream, server/add (5 inputs), /plain, vs Flower's full round (0.03 / 0.015)
     assert cells[5] == "2.0x" and cells[7] == "1.0x" and cells[8] == "3.0x" and cells[9] == "2.0x"
     (ckks,) = [line for line in table.splitlines() if line.startswith("| ckks")]
     assert [c.strip() for c in ckks.strip("|").split("|")][9] == "2.0x"  # vs TenSEAL alone
     assert "paillier-n10-d1000000-drop0-cpu" in table and "no GPU" in table
     assert "| secagg | 5 | 10^3 | 0% | aborted: too-few-shares" in table
+    assert f"| {big.id} | 1000 | 78 | 52 " in table and "skipped (~1,400 s)" in table

@@ -4,6 +4,8 @@ definition, for every length, ring and number of threads (``secagg.parallel``)."
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -56,7 +58,7 @@ def test_keystreams_refuse_what_they_cannot_fill() -> None:
         add_keystreams(np.zeros(4, np.uint32), [(bytes(31), 1)])
     with pytest.raises(CryptoError):
         add_keystreams(np.zeros(4, np.uint32), [(bytes(32), 2)])
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(CryptoError, match="writeable"):
         add_keystreams(np.frombuffer(bytes(16), np.uint32), KEYS)
 
 
@@ -77,6 +79,26 @@ def test_a_failing_range_raises_in_the_caller(threads: int) -> None:
 
     with pytest.raises(ValueError, match="range"):
         parallel.for_ranges(fail, 4 * parallel.MIN_RANGE)
+
+
+def test_a_failing_first_range_waits_for_the_others() -> None:
+    """No thread may still write into the caller's buffer once the caller sees the error."""
+    before = parallel.workers()
+    parallel.set_workers(2)
+    finished = threading.Event()
+
+    def first_fails(lo: int, hi: int) -> None:
+        if lo == 0:
+            raise ValueError("range 0")
+        time.sleep(0.2)
+        finished.set()
+
+    try:
+        with pytest.raises(ValueError, match="range 0"):
+            parallel.for_ranges(first_fails, 4 * parallel.MIN_RANGE)
+        assert finished.is_set()
+    finally:
+        parallel.set_workers(before)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])

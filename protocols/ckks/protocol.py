@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import numpy.typing as npt
 
 from secagg.errors import ConfigError
@@ -102,8 +103,10 @@ class CKKS(HEProtocol):
         return self.preset.error_bound(num_inputs)
 
     def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
+        # raw_sum may be a read-only view of the received DecryptedSum bytes: hand the caller
+        # its own writable copy
         if is_torch(like):
             import torch
 
-            return torch.from_numpy(raw_sum).to(like.device)
-        return raw_sum
+            return torch.tensor(raw_sum, device=like.device)
+        return np.array(raw_sum, copy=True)

@@ -97,6 +97,7 @@ class Masker:
     def apply_all(self, acc: RingVector, keys: Sequence[tuple[bytes, int]]) -> None:
         """``acc += sum(sign * PRG(key))`` in place over (key, sign) pairs: a client's self
         mask and pairwise masks, or what the server removes, in one pass over ``acc``."""
+        self.ring.check(acc, self.length)
         if self._device is None:
             add_keystreams(acc, keys)
         elif self._device.type == "cpu" and acc.is_contiguous():

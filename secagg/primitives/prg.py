@@ -30,7 +30,6 @@ __all__ = [
     "KEY_BYTES",
     "MAX_KEYSTREAM_BYTES",
     "NONCE_BYTES",
-    "KeystreamBuffer",
     "add_keystreams",
     "chacha20_keystream",
     "keystream",
@@ -106,34 +105,6 @@ def keystream(
     return native
 
 
-class KeystreamBuffer:
-    """Reusable keystream output of ``length`` words: :meth:`fill` writes PRG(key) into one
-    preallocated array, reading from a preallocated zero buffer.
-
-    Masking d entries for k neighbours needs k keystreams of d words; allocating (and page
-    faulting) a fresh array for each costs more than the cipher on large d. The array returned
-    by :meth:`fill` is overwritten by the next call.
-    """
-
-    def __init__(self, length: int, bits: int = 32) -> None:
-        if bits not in _WORD:
-            raise CryptoError(f"keystream word size must be 32 or 64 bits, got {bits}")
-        if length < 0:
-            raise CryptoError(f"keystream length must be >= 0, got {length}")
-        self.length = length
-        self._dtype = _WORD[bits]
-        self._zeros = bytes(length * self._dtype.itemsize)
-        self._out = np.empty(length, dtype=self._dtype)
-
-    def fill(self, key: bytes, *, nonce: bytes = bytes(NONCE_BYTES)) -> npt.NDArray[Any]:
-        """PRG(key): the first ``length`` words of the keystream (same as :func:`keystream`)."""
-        check_request(key, nonce, len(self._zeros), 0)
-        cipher = Cipher(algorithms.ChaCha20(key, bytes(4) + nonce), mode=None)
-        cipher.encryptor().update_into(self._zeros, self._out.view(np.uint8).data)
-        native: npt.NDArray[Any] = self._out.astype(self._dtype.newbyteorder("="), copy=False)
-        return native
-
-
 BLOCK_BYTES = 1 << 17
 """Bytes of keystream filled and added at a time by :func:`add_keystreams`: the accumulator's
 block and the keystream's stay in the core's L2 cache while every key is applied to them."""
@@ -166,10 +137,13 @@ def add_keystreams(
     nonce:
         RFC 8439 nonce (12 bytes), as for :func:`keystream`.
     """
+    keys = tuple(keys)
     bits = acc.dtype.itemsize * 8
     bad = acc.ndim != 1 or bits not in _WORD or acc.dtype.kind != "u"
-    if bad or not acc.dtype.isnative or not acc.flags.c_contiguous:
-        raise CryptoError(f"keystreams add into a 1-D uint32/uint64 array, got {acc.dtype}")
+    if bad or not acc.dtype.isnative or not acc.flags.c_contiguous or not acc.flags.writeable:
+        raise CryptoError(
+            f"keystreams add into a writeable 1-D uint32/uint64 array, got {acc.dtype}"
+        )
     itemsize = acc.dtype.itemsize
     for key, sign in keys:
         check_request(key, nonce, acc.nbytes, 0)

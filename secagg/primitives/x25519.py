@@ -18,10 +18,10 @@ KEY_BYTES = 32
 _P = (1 << 255) - 19
 _SMALL_ORDER_U = (
     0,  # order 2
-    1,  # order 4
+    1,  # order 4 on the curve
     0x57119FD0DD4E22D8868E1C58C45C44045BEF839C55B1D0B1248C50A3BC959C5F,  # order 8
     0x00B8495F16056286FDB1329CEB8D09DA6AC49FF1FAE35616AEB8413B7C7AEBE0,  # order 8
-    _P - 1,  # order 2 on the twist (X25519 accepts twist points)
+    _P - 1,  # order 4 on the twist (X25519 accepts twist points)
     _P,  # 0, not reduced mod p
     _P + 1,  # 1, not reduced mod p (u + p < 2^255 only for u < 19)
 )
