@@ -34,7 +34,7 @@ import torch
 from eth_account.signers.local import LocalAccount
 
 from secagg import wire
-from secagg.chain import Contracts, Phase, commitment
+from secagg.chain import Contracts, Phase
 from secagg.chain.errors import ChainError
 from secagg.errors import AbortError, SecAggError
 from secagg.primitives.x25519 import KeyPair
@@ -262,7 +262,7 @@ class Participant:
         blob = self.encode_posting(Phase.COMMIT, message)
         cid = self.store.put(blob)
         salt = self.rng.fork(f"round/{r}/salt").random_bytes(32)
-        value = commitment(to_bytes(cid), salt, self.address, r)
+        value = self.contracts.commitment(self.task_id, r, self.address, to_bytes(cid), salt)
         receipt = self.contracts.commit(self.identity.account, self.task_id, value)
         state.blob_cid, state.salt = cid, salt
         self._timed_post(r, Phase.COMMIT, t0, blob, int(receipt["gasUsed"]))

@@ -7,15 +7,45 @@ starts from the same fresh deployment in milliseconds.
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from secagg.chain import Chain, Contracts, Phase, TaskParams, commitment, deploy, protocol_id
+from secagg.chain import Chain, Contracts, Phase, TaskParams, deploy, protocol_id
 from secagg.randomness import SeededRandom
 
 TOKENS = 10_000
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fixture_artifact(file: str, name: str) -> dict[str, Any]:
+    """ABI and bytecode of the test contract ``name`` in ``contracts/test/<file>``, compiled
+    with the pinned solcjs (``node contracts/build.js --fixture``); fixtures never ship."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "contracts/node_modules/solc").is_dir():
+        raise RuntimeError("needs node and `npm ci --prefix contracts` (make test installs them)")
+    done = subprocess.run(
+        [node, str(ROOT / "contracts/build.js"), "--fixture", file],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    artifact: dict[str, Any] = json.loads(done.stdout)[name]
+    return artifact
+
+
+def deploy_fixture(chain: Chain, artifact: dict[str, Any]) -> Any:
+    """Deploys a fixture contract (no constructor arguments); returns its web3 contract."""
+    deployer = chain.new_account(7)
+    factory = chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = chain.transact(deployer, factory.constructor())
+    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
 
 
 def cid(tag: int | str, codec: int = 0x55) -> bytes:
@@ -103,7 +133,7 @@ class World:
         for account in accounts:
             key = (task, round_, account.address)
             self.reveals[key] = (cid(f"masked/{key}"), salt(key))
-            value = commitment(*self.reveals[key], account.address, round_)
+            value = self.contracts.commitment(task, round_, account.address, *self.reveals[key])
             self.contracts.commit(account, task, value)
 
     def reveal(self, task: int, accounts: list[LocalAccount]) -> None:

@@ -41,8 +41,10 @@ def run(**kwargs: Any) -> DemoResult:
 _DEMO_ARGS = {"aggregator_class", "aggregator_store", "participant_classes"}
 
 
-def reward(result: DemoResult, survivors: int) -> int:
-    return REWARD_PER_ROUND // survivors
+def reward(result: DemoResult, survivors: int, slashed: int = 0) -> int:
+    """Each survivor's credit for a round: the round's reward plus the stake slashed in it
+    (slashed stake goes to the survivors, never to the task owner), divided equally."""
+    return (REWARD_PER_ROUND + slashed) // survivors
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_a_client_killed_at_any_phase_is_recovered(phase: Phase) -> None:
     slashed = {2: SLASH} if phase is Phase.REVEAL else {}  # committed, never revealed
     assert result.slashed == slashed
     assert result.stakes_returned[2] == STAKE - slashed.get(2, 0)
-    paid = reward(result, len(r.survivors))
+    paid = reward(result, len(r.survivors), sum(slashed.values()))
     assert result.rewards == {u: paid for u in r.survivors}
 
 

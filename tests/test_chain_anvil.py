@@ -49,8 +49,10 @@ def test_two_rounds_with_a_dropout_and_a_cheater_on_anvil(anvil: AnvilNode) -> N
     assert c.survivors(task, 2) == [a.address for a in p]
     assert c.state(task).phase == Phase.ENDED
     assert [c.model(task, r).cid for r in (1, 2)] == [cid("model-1"), cid("model-2")]
-    assert c.credit_of(task, p[0].address) == 90 // 3 + 90 // 5
+    first = (90 + 60) // 3  # p[3]'s slashed 60 goes to round 1's survivors
+    assert c.credit_of(task, p[0].address) == first + 90 // 5
     assert c.credit_of(task, p[3].address) == 90 // 5
+    assert c.slashed_of(task) == 0
 
 
 def test_the_node_is_stopped_by_its_pid() -> None:

@@ -34,10 +34,13 @@ from secagg.chain.errors import (
     SharesMissingError,
     TaskFullError,
     UnknownTaskError,
+    UnsupportedTokenError,
     WrongPhaseError,
 )
 
-from .chain_world import TOKENS, World, cid, salt
+from .chain_world import TOKENS, World, cid, deploy_fixture, fixture_artifact, salt
+
+MIN_PHASE, MAX_PHASE = 5, 100_800  # RoundCoordinator.MIN_PHASE_BLOCKS, MAX_PHASE_BLOCKS
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +94,20 @@ def test_create_task_records_params_pool_and_initial_model(world: World) -> None
         ({"commit_blocks": 0}, "commitBlocks"),
         ({"reveal_blocks": 0}, "revealBlocks"),
         ({"finalize_blocks": 0}, "finalizeBlocks"),
+        # an owner may not shorten a phase until honest members cannot act in it (and are
+        # slashed), nor lengthen one until stakes are frozen
+        ({"reveal_blocks": MIN_PHASE - 1}, "revealBlocks"),
+        ({"commit_blocks": MIN_PHASE - 1}, "commitBlocks"),
+        ({"share_blocks": MIN_PHASE - 1}, "shareBlocks"),
+        ({"unmask_blocks": MIN_PHASE - 1}, "unmaskBlocks"),
+        ({"registration_blocks": MIN_PHASE - 1}, "registrationBlocks"),
+        ({"finalize_blocks": MIN_PHASE - 1}, "finalizeBlocks"),
+        ({"reveal_blocks": MAX_PHASE + 1}, "revealBlocks"),
+        ({"share_blocks": 0}, "unmaskBlocks"),  # shares without an Unmask phase
         ({"slash_amount": 101}, "slashAmount"),
+        # 6 stakes slashed in full would overflow the slashed-stake counter (uint128)
+        ({"stake": 2**128 // 6, "slash_amount": 0}, "stake"),
+        ({"stake": 2**125, "slash_amount": 0, "reward_pool": 2**127}, "stake"),
         ({"reward_per_round": 1001}, "rewardPerRound"),
     ],
 )
@@ -312,8 +328,11 @@ def test_commit(world: World) -> None:
     world.finish_phase(task)
     world.commit(task, [a])
     assert c.status(task, a.address) == Status.COMMITTED
-    value = commitment(*world.reveals[(task, 1, a.address)], a.address, 1)
-    assert world.chain.call(c.coordinator.functions.commitmentOf(task, a.address)) == value
+    value = c.commitment(task, 1, a.address, *world.reveals[(task, 1, a.address)])
+    assert c.commitment_of(task, a.address, 1) == value
+    assert c.commitment_of(task, a.address, 2) == bytes(32)  # another round's: none
+    (event,) = c.events("Committed", task)
+    assert event.args["commitment"] == value
     with pytest.raises(DuplicateCommitError):
         c.commit(a, task, b"\1" * 32)
     with pytest.raises(SharesMissingError):  # registered, but posted no share bundle
@@ -337,11 +356,65 @@ def test_he_tasks_commit_without_share_bundles(world: World) -> None:
 
 
 def test_python_and_solidity_commitments_agree(world: World) -> None:
-    fn = world.contracts.coordinator.functions.commitmentFor
+    c = world.contracts
+    fn = c.coordinator.functions.commitmentFor
     for n in (0, 1, 34, 36, 100):
         blob = bytes(range(n))
-        on_chain = world.chain.call(fn(blob, salt(n), world.outsider.address, n))
-        assert on_chain == commitment(blob, salt(n), world.outsider.address, n)
+        on_chain = world.chain.call(fn(7, n, world.outsider.address, blob, salt(n)))
+        assert on_chain == c.commitment(7, n, world.outsider.address, blob, salt(n))
+    opening = (world.outsider.address, cid(0), salt(0))
+    here = c.commitment(7, 1, *opening)
+    bound = {
+        "task": c.commitment(8, 1, *opening),
+        "round": c.commitment(7, 2, *opening),
+        "coordinator": commitment(
+            cid(0),
+            salt(0),
+            world.outsider.address,
+            1,
+            task_id=7,
+            coordinator=world.owner.address,
+            chain_id=world.chain.chain_id,
+        ),
+        "chain": commitment(
+            cid(0),
+            salt(0),
+            world.outsider.address,
+            1,
+            task_id=7,
+            coordinator=c.coordinator.address,
+            chain_id=world.chain.chain_id + 1,
+        ),
+    }
+    assert here == commitment(
+        cid(0),
+        salt(0),
+        world.outsider.address,
+        1,
+        task_id=7,
+        coordinator=c.coordinator.address,
+        chain_id=world.chain.chain_id,
+    )
+    assert all(value != here for value in bound.values())
+
+
+def test_a_commitment_opens_only_in_the_task_it_was_made_for(world: World) -> None:
+    """A member of two tasks posts, in the second, the commitment it made in the first (a
+    masked input committed once, replayed): the opening is refused there."""
+    c = world.contracts
+    first, second = registered_task(world), registered_task(world)
+    a = world.participants[0]
+    for task in (first, second):
+        world.share(task, world.participants)
+        world.finish_phase(task)
+    world.commit(first, [a])
+    c.commit(a, second, c.commitment_of(first, a.address, 1))
+    world.finish_phase(first)
+    world.finish_phase(second)
+    opening = world.reveals[(first, 1, a.address)]
+    with pytest.raises(RevealMismatchError):
+        c.reveal(a, second, *opening)
+    c.reveal(a, first, *opening)
 
 
 # ----------------------------------------------------------------------------- reveal
@@ -388,7 +461,7 @@ def test_a_copied_commitment_cannot_be_opened_by_the_copier(world: World) -> Non
     world.share(task, world.participants)
     world.finish_phase(task)
     world.commit(task, [a])
-    stolen = world.chain.call(c.coordinator.functions.commitmentOf(task, a.address))
+    stolen = c.commitment_of(task, a.address, 1)
     c.commit(b, task, stolen)
     world.finish_phase(task)
     with pytest.raises(RevealMismatchError):
@@ -396,18 +469,21 @@ def test_a_copied_commitment_cannot_be_opened_by_the_copier(world: World) -> Non
 
 
 def test_reveal_close_fixes_u_and_slashes_who_did_not_reveal(world: World) -> None:
+    """The slashed stake is held for the survivors, not added to the owner's pool."""
     c = world.contracts
     task = to_reveal(world, committers=5)
     revealers = world.participants[:4]
     world.reveal(task, revealers)
     pool = c.pool_of(task)
+    assert c.slashed_of(task) == 0
     world.finish_phase(task)
     assert c.survivors(task, 1) == [p.address for p in revealers]
     assert c.state(task).survivors == 4
     cheater = world.participants[4]
     assert c.member(task, cheater.address).stake == 100 - 60
     assert c.member(task, cheater.address).status == Status.SLASHED
-    assert c.pool_of(task) == pool + 60
+    assert c.pool_of(task) == pool
+    assert c.slashed_of(task) == 60
     (slashed,) = c.events("Slashed", task)
     assert (slashed.args["participant"], slashed.args["amount"]) == (cheater.address, 60)
     # the one who never committed (participants[5]) is a dropout, not a cheater
@@ -469,10 +545,11 @@ def test_finalize_records_the_model_and_credits_u(world: World) -> None:
     c.finalize_round(world.aggregator, task, cid("aggregate"), digest)
     assert c.model(task, 1) == Model(cid("aggregate"), digest, world.chain.block_number)
     assert world.chain.call(c.models.functions.latestRound(task)) == 1
-    per = 90 // 4
+    per = (90 + 60) // 4  # the round's reward and the cheater's slashed 60, split among U
     credits = [c.credit_of(task, p.address) for p in world.participants]
     assert credits == [per] * 4 + [0, 0]
-    assert c.pool_of(task) == pool - 4 * per
+    assert c.pool_of(task) == pool - (4 * per - 60)  # slashed stake is paid first
+    assert c.slashed_of(task) == 0
     (done,) = c.events("RoundFinalized", task)
     assert (done.args["survivors"], done.args["rewardPerSurvivor"]) == (4, per)
     assert (c.state(task).phase, c.state(task).round) == (Phase.SHARE_KEYS, 2)
@@ -518,7 +595,7 @@ def test_rewards_are_paid_once(world: World) -> None:
     alice = world.participants[0]
     before = c.balance_of(alice.address)
     c.claim_rewards(alice, task)
-    assert c.balance_of(alice.address) == before + 90 // 4
+    assert c.balance_of(alice.address) == before + (90 + 60) // 4
     with pytest.raises(NothingToWithdrawError):
         c.claim_rewards(alice, task)
     with pytest.raises(NothingToWithdrawError):  # not in U
@@ -544,9 +621,88 @@ def test_stakes_and_pool_come_back_after_the_end(world: World) -> None:
     with pytest.raises(NotTaskOwnerError):
         c.withdraw_pool(world.aggregator, task)
     c.withdraw_pool(world.owner, task)
-    assert c.balance_of(world.owner.address) == TOKENS - 4 * (90 // 4) + 60
+    per = (90 + 60) // 4  # the cheater's 60 went to U, none of it to the owner
+    assert c.balance_of(world.owner.address) == TOKENS - (4 * per - 60)
     with pytest.raises(NothingToWithdrawError):
         c.withdraw_pool(world.owner, task)
+
+
+def test_claims_walk_the_rounds_finalized_since_the_last_claim(world: World) -> None:
+    """Round 1: U = p0..p3 (p4 committed and did not reveal: slashed 60, paid to U); round 2:
+    U = all six. Each claim pays the finalized rounds whose U holds the caller, once."""
+    c = world.contracts
+    p = world.participants
+    task = to_finalize(world)
+    c.finalize_round(world.aggregator, task, cid("aggregate-1"), b"\1" * 32)
+    first = (90 + 60) // 4
+    c.claim_rewards(p[0], task)
+    assert c.member(task, p[0].address).claimed_through == 1
+    with pytest.raises(NothingToWithdrawError):  # nothing finalized since
+        c.claim_rewards(p[0], task)
+    world.run_round(task)
+    second = 90 // 6
+    assert c.state(task).last_finalized == 2
+    paid = {}
+    for who in (p[0], p[1], p[4], p[5]):
+        before = c.balance_of(who.address)
+        c.claim_rewards(who, task)
+        paid[who] = c.balance_of(who.address) - before
+    assert paid == {p[0]: second, p[1]: first + second, p[4]: second, p[5]: second}
+    unclaimed = first + second
+    assert [c.credit_of(task, who.address) for who in p] == [0, 0, unclaimed, unclaimed, 0, 0]
+    with pytest.raises(NothingToWithdrawError):  # never registered
+        c.claim_rewards(world.outsider, task)
+
+
+def _fail_at_finalize(world: World, task: int) -> None:
+    """The aggregator posts no model: the Finalize phase runs out and the round fails."""
+    world.chain.mine(31)
+    world.contracts.advance(world.outsider, task)
+
+
+def test_slashed_stake_pays_the_next_finalized_round_not_the_owner(world: World) -> None:
+    """Round 1 slashes a cheater and then fails at Finalize; its 60 waits in `slashed` and
+    is paid to round 2's survivors. The owner, who set the slashing rules, gets none of it."""
+    c = world.contracts
+    task = to_finalize(world)
+    _fail_at_finalize(world, task)
+    assert (c.slashed_of(task), c.pool_of(task)) == (60, 1000)
+    world.run_round(task)  # round 2: all six in U
+    per = (90 + 60) // 6
+    assert [c.credit_of(task, p.address) for p in world.participants] == [per] * 6
+    assert (c.slashed_of(task), c.pool_of(task)) == (0, 1000 - (6 * per - 60))
+    assert world.phase(task) == Phase.ENDED
+    c.withdraw_pool(world.owner, task)
+    assert c.balance_of(world.owner.address) == TOKENS - (6 * per - 60)
+
+
+def test_slashed_stake_no_round_pays_out_is_burned(world: World) -> None:
+    """The only round slashes a cheater and fails at Finalize: the 60 stays locked in the
+    coordinator when the task ends; the owner gets back exactly its deposit."""
+    c = world.contracts
+    task = to_finalize(world, num_rounds=1)
+    _fail_at_finalize(world, task)
+    assert world.phase(task) == Phase.ENDED
+    (burned,) = c.events("SlashedStakeBurned", task)
+    assert burned.args["amount"] == 60
+    c.withdraw_pool(world.owner, task)
+    assert c.balance_of(world.owner.address) == TOKENS
+    for p in world.participants[:6]:
+        c.withdraw_stake(p, task)
+    assert c.balance_of(c.coordinator.address) == 60
+    assert c.slashed_of(task) == 60
+
+
+def test_a_fee_on_transfer_token_is_refused() -> None:
+    """A token that delivers less than was sent would leave the books above the balance (the
+    last withdrawal would revert): the coordinator refuses it when it pulls the deposit."""
+    chain = Chain.embedded()
+    token = deploy_fixture(chain, fixture_artifact("FeeToken.sol", "FeeToken"))
+    world = World.build(chain, token=token.address)
+    with pytest.raises(UnsupportedTokenError) as info:
+        world.create_task()
+    assert info.value.arguments == {"token": token.address, "expected": 1000, "received": 990}
+    assert world.contracts.balance_of(world.owner.address) == TOKENS  # nothing was taken
 
 
 def test_foreign_reverts_keep_their_name(world: World) -> None:

@@ -6,8 +6,10 @@ every rejected call is a named contract error and these stay true:
 
 - U of every closed round is exactly the set of valid reveals, a subset of the committers;
 - each account is paid at most what its rounds in U earned (claimed + credit == earned);
-- the token supply is conserved, and the coordinator holds exactly stakes + credits + pool;
-- a participant's stake is only ever reduced by slashing for a commit it did not reveal.
+- the token supply is conserved, and the coordinator holds exactly stakes + credits + pool +
+  slashed stake not yet paid out;
+- a participant's stake is only ever reduced by slashing for a commit it did not reveal;
+- the owner's pool never grows (slashing pays the survivors, not the one who sets its rules).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from secagg.chain import Chain, Phase, Status, commitment
+from secagg.chain import Chain, Phase, Status
 from secagg.chain.errors import ContractError
 
 from .chain_world import World, cid, salt
@@ -102,7 +104,7 @@ class RoundMachine(RuleBasedStateMachine):
     def commit(self, who: int, nonce: int) -> None:
         account, round_ = self.actor(who), self.round
         opening = (cid(f"{who}/{round_}/{nonce}"), salt((who, round_, nonce)))
-        value = commitment(*opening, account.address, round_)
+        value = self.c.commitment(self.task, round_, account.address, *opening)
         if self.attempt(self.c.commit, account, self.task, value):
             self.committers[round_].add(account.address)
             self.openings[(round_, account.address)] = opening
@@ -121,11 +123,12 @@ class RoundMachine(RuleBasedStateMachine):
 
     def finalize(self, who: int) -> None:
         round_, pool = self.round, self.c.pool_of(self.task)
+        slashed = self.c.slashed_of(self.task)
         if self.attempt(self.c.finalize_round, self.actor(who), self.task, cid("agg"), b"\1" * 32):
             event("a round was finalized")
             survivors = self.valid_reveals[round_]
-            for address in survivors:  # the round's reward, split equally among U
-                self.earned[address] += min(self.reward, pool) // len(survivors)
+            for address in survivors:  # reward + unpaid slashed stake, split equally among U
+                self.earned[address] += (min(self.reward, pool) + slashed) // len(survivors)
 
     def advance(self, who: int) -> None:
         before = self.c.state(self.task)
@@ -217,7 +220,10 @@ class RoundMachine(RuleBasedStateMachine):
             assert survivors == self.valid_reveals[round_]
 
     def payouts_and_custody(self) -> None:
-        held = self.c.pool_of(self.task)
+        pool = self.c.pool_of(self.task)
+        assert pool <= getattr(self, "last_pool", pool), "the owner's pool grew"
+        self.last_pool = pool
+        held = pool + self.c.slashed_of(self.task)
         for account in [*self.w.participants, self.w.outsider, self.w.aggregator]:
             address = account.address
             credit = self.c.credit_of(self.task, address)

@@ -8,11 +8,7 @@ The token is ``contracts/test/HostileToken.sol``, compiled here with the pinned 
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,37 +17,20 @@ from eth_utils import keccak
 from secagg.chain import Chain
 from secagg.chain.errors import NothingToWithdrawError
 
-from .chain_world import World
+from .chain_world import World, deploy_fixture, fixture_artifact
 
-ROOT = Path(__file__).resolve().parents[1]
 GUARD = keccak(text="ReentrancyGuardReentrantCall()")[:4]
 
 
 @pytest.fixture(scope="module")
 def hostile_artifact() -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "contracts/node_modules/solc").is_dir():
-        pytest.fail("needs node and `npm ci --prefix contracts` (make test installs them)")
-    done = subprocess.run(
-        [node, str(ROOT / "contracts/build.js"), "--fixture", "HostileToken.sol"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    artifact: dict[str, Any] = json.loads(done.stdout)["HostileToken"]
-    return artifact
+    return fixture_artifact("HostileToken.sol", "HostileToken")
 
 
 @pytest.fixture
 def hostile_world(hostile_artifact: dict[str, Any]) -> tuple[World, Any]:
     chain = Chain.embedded()
-    deployer = chain.new_account(7)
-    factory = chain.w3.eth.contract(
-        abi=hostile_artifact["abi"], bytecode=hostile_artifact["bytecode"]
-    )
-    receipt = chain.transact(deployer, factory.constructor())
-    token = chain.w3.eth.contract(address=receipt["contractAddress"], abi=hostile_artifact["abi"])
+    token = deploy_fixture(chain, hostile_artifact)
     return World.build(chain, token=token.address), token
 
 

@@ -15,3 +15,11 @@ def test_per_participant_round_gas_meets_the_goal() -> None:
     for name in PER_ROUND:  # each step is a real, separate transaction
         assert all(21_000 < g < GOAL for g in report.used[name])
     assert "GOAL" not in report.markdown() and "met" in report.markdown()
+
+
+def test_finalize_costs_the_same_whatever_the_number_of_participants() -> None:
+    """No per-survivor write at finalize: the largest call of a task with many participants
+    is the end-of-Reveal loop alone (survivors claim their share lazily)."""
+    small, large = measure_gas(num_participants=3, num_rounds=1), measure_gas(12, 1)
+    assert large.used["finalizeRound"] == small.used["finalizeRound"]
+    assert large.used["claimRewards"] == small.used["claimRewards"][:1] * 12

@@ -16,7 +16,10 @@ import {ModelRegistry} from "./ModelRegistry.sol";
 ///         same for everyone, so the aggregator cannot lie about who dropped out (this
 ///         replaces SecAgg's consistency round). Unmasking shares are accepted from members of
 ///         U only. Survivors of a finalized round share the round's reward; participants who
-///         committed but never revealed are slashed into the task's pool.
+///         committed but never revealed are slashed, and what they lose goes to the survivors
+///         of the next finalized round (never to the owner, who sets the rules: slashing must
+///         not pay the one who can provoke it). Slashed stake that no later round pays out
+///         stays locked in the contract when the task ends (burned).
 ///
 /// @dev Phases end when their deadline block has passed or when everyone who may act in them
 ///      has acted; anyone may then call `advance`. Every phase change emits `PhaseChanged`.
@@ -47,9 +50,20 @@ contract RoundCoordinator is ReentrancyGuard {
         Slashed
     }
 
-    /// @notice Loops over participants run when a reveal phase closes and when a round is
-    ///         finalized; this cap keeps them far below the block gas limit.
+    /// @notice The loop over participants that runs when a reveal phase closes is the only
+    ///         per-participant loop in a transaction; this cap keeps it far below the
+    ///         per-transaction gas cap (GAS.md).
     uint32 public constant MAX_PARTICIPANTS = 512;
+
+    /// @notice A claim walks the rounds finalized since the caller's last claim; this cap
+    ///         bounds that walk (about 4.3k gas per round).
+    uint32 public constant MAX_ROUNDS = 1000;
+
+    /// @notice Bounds on every phase length that `createTask` accepts: a phase shorter than
+    ///         the minimum leaves honest participants too little time to act (and be slashed
+    ///         for it); one longer than the maximum (two weeks of 12 s blocks) freezes stakes.
+    uint32 public constant MIN_PHASE_BLOCKS = 5;
+    uint32 public constant MAX_PHASE_BLOCKS = 100_800;
 
     bytes32 private constant PLACEHOLDER = bytes32(uint256(1));
 
@@ -68,7 +82,7 @@ contract RoundCoordinator is ReentrancyGuard {
         uint32 unmaskBlocks; // 0: no Unmask phase (HE tasks)
         uint32 finalizeBlocks;
         uint128 stake;
-        uint128 slashAmount; // taken from the stake of a participant who commits and never reveals
+        uint128 slashAmount; // taken from the stake of one who commits and never reveals (<= stake)
         uint128 rewardPerRound; // split equally among the survivors of each finalized round
         uint128 rewardPool; // deposited by the owner at creation
     }
@@ -82,21 +96,25 @@ contract RoundCoordinator is ReentrancyGuard {
         uint32 acted; // how many did (registrations, share bundles, unmask posts)
         uint32 survivors; // |U| of the current round, fixed when Reveal closes
         bool hasShareKeys;
+        uint32 lastFinalized; // the latest finalized round (0: none yet)
     }
 
     struct Task {
         TaskParams params;
         address owner;
-        uint128 pool;
+        uint128 pool; // the owner's deposit not yet paid out
+        uint128 slashed; // slashed stake not yet paid out: the next finalized round's survivors'
         State state;
     }
 
-    /// @dev One slot: index (1-based, 0 = not registered), round of `status`, stake.
+    /// @dev One slot: index (1-based, 0 = not registered), round of `status`, stake, and the
+    ///      last round whose reward the member has claimed.
     struct Member {
         uint32 index;
         uint32 round;
         Status status;
         uint128 stake;
+        uint32 claimedThrough;
     }
 
     error UnknownTask(uint256 taskId);
@@ -118,6 +136,7 @@ contract RoundCoordinator is ReentrancyGuard {
     error NotAggregator(uint256 taskId, address account);
     error NotTaskOwner(uint256 taskId, address account);
     error NothingToWithdraw(uint256 taskId, address account);
+    error UnsupportedToken(address token, uint256 expected, uint256 received);
 
     event TaskCreated(
         uint256 indexed taskId, address indexed owner, address indexed aggregator, bytes32 protocolId, bytes32 paramsHash
@@ -129,12 +148,13 @@ contract RoundCoordinator is ReentrancyGuard {
     event SharesPosted(
         uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes32 maskingKey, bytes bundleCid
     );
-    event Committed(uint256 indexed taskId, uint32 indexed round, address indexed participant);
+    event Committed(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes32 commitment);
     event Revealed(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
     event UnmaskPosted(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
     event Slashed(uint256 indexed taskId, uint32 indexed round, address indexed participant, uint256 amount);
     event RoundFailed(uint256 indexed taskId, uint32 indexed round, Phase phase);
     event RoundFinalized(uint256 indexed taskId, uint32 indexed round, uint32 survivors, uint256 rewardPerSurvivor);
+    event SlashedStakeBurned(uint256 indexed taskId, uint256 amount);
     event TaskEnded(uint256 indexed taskId, uint32 round);
     event RewardClaimed(uint256 indexed taskId, address indexed participant, uint256 amount);
     event StakeWithdrawn(uint256 indexed taskId, address indexed participant, uint256 amount);
@@ -148,7 +168,7 @@ contract RoundCoordinator is ReentrancyGuard {
     mapping(uint256 taskId => Task) private _tasks;
     mapping(uint256 taskId => mapping(address account => Member)) private _members;
     mapping(uint256 taskId => mapping(address account => bytes32)) private _commitments;
-    mapping(uint256 taskId => mapping(address account => uint256)) private _credits;
+    mapping(uint256 taskId => mapping(uint32 round => uint256)) private _rewardPerSurvivor;
     mapping(uint256 taskId => mapping(uint32 round => uint256[])) private _survivorBits;
 
     constructor(IERC20 token_) {
@@ -178,11 +198,11 @@ contract RoundCoordinator is ReentrancyGuard {
         emit TaskCreated(taskId, msg.sender, p.aggregator, p.protocolId, p.paramsHash);
         modelRegistry.record(taskId, 0, initialModelCid, initialModelSha256);
         _open(taskId, t.state, Phase.Registration, p.registrationBlocks, p.maxParticipants);
-        token.safeTransferFrom(msg.sender, address(this), p.rewardPool);
+        _pull(p.rewardPool);
     }
 
     /// @notice After the task ended: the owner takes back what is left of the pool
-    ///         (including slashed stake and the remainders of reward divisions).
+    ///         (unpaid rounds and the remainders of reward divisions; never slashed stake).
     function withdrawPool(uint256 taskId) external nonReentrant {
         Task storage t = _task(taskId);
         if (msg.sender != t.owner) revert NotTaskOwner(taskId, msg.sender);
@@ -208,11 +228,11 @@ contract RoundCoordinator is ReentrancyGuard {
         uint128 stake = t.params.stake;
         _checkFunds(stake, true);
         uint32 index = keyRegistry.record(taskId, msg.sender, agreementKey, heContextCid);
-        _members[taskId][msg.sender] = Member(index, 0, Status.None, stake);
+        _members[taskId][msg.sender] = Member(index, 0, Status.None, stake, 0);
         _commitments[taskId][msg.sender] = PLACEHOLDER;
         s.acted += 1;
         emit Registered(taskId, msg.sender, index, agreementKey, heContextCid);
-        token.safeTransferFrom(msg.sender, address(this), stake);
+        _pull(stake);
     }
 
     /// @notice ShareKeys: posts this round's masking public key s_u^PK and the CID of the
@@ -226,7 +246,7 @@ contract RoundCoordinator is ReentrancyGuard {
         emit SharesPosted(taskId, round, msg.sender, maskingKey, bundleCid);
     }
 
-    /// @notice Commit: posts keccak256(cid ‖ salt ‖ sender ‖ round) of the masked input's CID.
+    /// @notice Commit: posts the commitment to the masked input's CID (see `commitmentFor`).
     function commit(uint256 taskId, bytes32 commitment) external {
         (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Commit);
         if (current >= Status.Committed) revert DuplicateCommit(taskId, round, msg.sender);
@@ -234,7 +254,7 @@ contract RoundCoordinator is ReentrancyGuard {
         m.round = round;
         m.status = Status.Committed;
         _commitments[taskId][msg.sender] = commitment;
-        emit Committed(taskId, round, msg.sender);
+        emit Committed(taskId, round, msg.sender, commitment);
     }
 
     /// @notice Reveal: opens the commitment. A valid reveal puts the caller in U.
@@ -242,7 +262,7 @@ contract RoundCoordinator is ReentrancyGuard {
         (, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Reveal);
         if (current == Status.Revealed) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Committed) revert NotCommitted(taskId, round, msg.sender);
-        if (commitmentFor(cid, salt, msg.sender, round) != _commitments[taskId][msg.sender]) {
+        if (commitmentFor(taskId, round, msg.sender, cid, salt) != _commitments[taskId][msg.sender]) {
             revert RevealMismatch(taskId, round, msg.sender);
         }
         m.status = Status.Revealed;
@@ -260,12 +280,15 @@ contract RoundCoordinator is ReentrancyGuard {
         emit UnmaskPosted(taskId, round, msg.sender, cid);
     }
 
-    /// @notice Pays the caller's rewards from finalized rounds (any time).
+    /// @notice Pays the caller's rewards from the rounds finalized since its last claim (any
+    ///         time): for each, the round's reward per survivor if the caller is in its U.
     function claimRewards(uint256 taskId) external nonReentrant {
-        _task(taskId);
-        uint256 amount = _credits[taskId][msg.sender];
+        Task storage t = _task(taskId);
+        Member storage m = _members[taskId][msg.sender];
+        uint32 last = t.state.lastFinalized;
+        uint256 amount = _earned(taskId, m, last);
         if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
-        _credits[taskId][msg.sender] = 0;
+        m.claimedThrough = last;
         emit RewardClaimed(taskId, msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
@@ -285,7 +308,10 @@ contract RoundCoordinator is ReentrancyGuard {
     // ------------------------------------------------------------------ aggregator
 
     /// @notice Finalize: the task's aggregator posts the aggregate's CID and sha256. The
-    ///         round's reward is split equally among U; the next round (or the end) begins.
+    ///         round's reward and the slashed stake not yet paid out are split equally among
+    ///         U (what does not divide stays for the next round); the next round (or the end)
+    ///         begins. Constant gas: each survivor's share is computed when it claims, from
+    ///         the round's U bitmap and the amount per survivor recorded here.
     function finalizeRound(uint256 taskId, bytes calldata modelCid, bytes32 modelSha256) external {
         Task storage t = _task(taskId);
         if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
@@ -294,16 +320,9 @@ contract RoundCoordinator is ReentrancyGuard {
         if (modelCid.length == 0) revert InvalidParameter("modelCid");
         uint32 round = s.round;
         modelRegistry.record(taskId, round, modelCid, modelSha256);
-        uint256 reward = t.params.rewardPerRound < t.pool ? t.params.rewardPerRound : t.pool;
-        uint256 perSurvivor = reward / s.survivors;
-        if (perSurvivor != 0) {
-            t.pool -= uint128(perSurvivor * s.survivors);
-            address[] memory all = keyRegistry.participants(taskId);
-            uint256[] storage bits = _survivorBits[taskId][round];
-            for (uint256 i = 0; i < all.length; ++i) {
-                if (bits[i >> 8] & (uint256(1) << (i & 255)) != 0) _credits[taskId][all[i]] += perSurvivor;
-            }
-        }
+        uint256 perSurvivor = _takeReward(t, s.survivors);
+        if (perSurvivor != 0) _rewardPerSurvivor[taskId][round] = perSurvivor;
+        s.lastFinalized = round;
         emit RoundFinalized(taskId, round, s.survivors, perSurvivor);
         _nextRound(taskId, t);
     }
@@ -325,7 +344,7 @@ contract RoundCoordinator is ReentrancyGuard {
         TaskParams storage p = t.params;
         if (phase == Phase.Registration) {
             if (s.acted >= p.minParticipants) _startRound(taskId, t, 1);
-            else _end(taskId, s);
+            else _end(taskId, t);
         } else if (phase == Phase.ShareKeys) {
             if (s.acted < p.threshold) _fail(taskId, t, phase);
             else _open(taskId, s, Phase.Commit, p.commitBlocks, 0);
@@ -370,12 +389,23 @@ contract RoundCoordinator is ReentrancyGuard {
         return m.round == _task(taskId).state.round ? m.status : Status.None;
     }
 
-    function commitmentOf(uint256 taskId, address account) external view returns (bytes32) {
-        return _members[taskId][account].status >= Status.Committed ? _commitments[taskId][account] : bytes32(0);
+    /// @notice Slashed stake of the task not yet paid to survivors (locked for good once the
+    ///         task has ended).
+    function slashedOf(uint256 taskId) external view returns (uint256) {
+        return _task(taskId).slashed;
     }
 
+    /// @notice The account's commitment in `round`: zero unless it committed in that round
+    ///         (only its latest round's commitment is kept).
+    function commitmentOf(uint256 taskId, address account, uint32 round) external view returns (bytes32) {
+        Member storage m = _members[taskId][account];
+        if (m.round != round || m.status < Status.Committed) return bytes32(0);
+        return _commitments[taskId][account];
+    }
+
+    /// @notice What `claimRewards` would pay `account` now.
     function creditOf(uint256 taskId, address account) external view returns (uint256) {
-        return _credits[taskId][account];
+        return _earned(taskId, _members[taskId][account], _task(taskId).state.lastFinalized);
     }
 
     /// @notice U of a round whose Reveal phase has closed, in registration order.
@@ -393,13 +423,15 @@ contract RoundCoordinator is ReentrancyGuard {
         }
     }
 
-    /// @notice The commitment a participant posts: keccak256(cid ‖ salt ‖ sender ‖ round).
-    function commitmentFor(bytes calldata cid, bytes32 salt, address sender, uint32 round)
+    /// @notice The commitment a participant posts: keccak256(abi.encode(chain id, this
+    ///         coordinator, task id, round, sender, keccak256(cid), salt)). It opens only in
+    ///         the task, round and deployment it was made for, and only by its sender.
+    function commitmentFor(uint256 taskId, uint32 round, address sender, bytes calldata cid, bytes32 salt)
         public
-        pure
+        view
         returns (bytes32)
     {
-        return keccak256(abi.encodePacked(cid, salt, sender, uint256(round)));
+        return keccak256(abi.encode(block.chainid, address(this), taskId, round, sender, keccak256(cid), salt));
     }
 
     // ------------------------------------------------------------------ internals
@@ -440,14 +472,59 @@ contract RoundCoordinator is ReentrancyGuard {
         if (p.maxParticipants < p.minParticipants || p.maxParticipants > MAX_PARTICIPANTS) {
             revert InvalidParameter("maxParticipants");
         }
-        if (p.numRounds == 0) revert InvalidParameter("numRounds");
-        if (p.registrationBlocks == 0) revert InvalidParameter("registrationBlocks");
-        if (p.commitBlocks == 0) revert InvalidParameter("commitBlocks");
-        if (p.revealBlocks == 0) revert InvalidParameter("revealBlocks");
-        if (p.finalizeBlocks == 0) revert InvalidParameter("finalizeBlocks");
+        if (p.numRounds == 0 || p.numRounds > MAX_ROUNDS) revert InvalidParameter("numRounds");
+        if (!_phaseLength(p.registrationBlocks)) revert InvalidParameter("registrationBlocks");
+        if (p.shareBlocks != 0 && !_phaseLength(p.shareBlocks)) revert InvalidParameter("shareBlocks");
+        if (!_phaseLength(p.commitBlocks)) revert InvalidParameter("commitBlocks");
+        if (!_phaseLength(p.revealBlocks)) revert InvalidParameter("revealBlocks");
+        if (p.unmaskBlocks != 0 && !_phaseLength(p.unmaskBlocks)) revert InvalidParameter("unmaskBlocks");
+        if ((p.shareBlocks == 0) != (p.unmaskBlocks == 0)) revert InvalidParameter("unmaskBlocks");
+        if (!_phaseLength(p.finalizeBlocks)) revert InvalidParameter("finalizeBlocks");
         if (p.slashAmount > p.stake) revert InvalidParameter("slashAmount");
+        // every stake slashed in full still fits `slashed`, and pool + stakes fit the balance
+        if (uint256(p.stake) * p.maxParticipants + p.rewardPool > type(uint128).max) {
+            revert InvalidParameter("stake");
+        }
         if (p.rewardPerRound > p.rewardPool) revert InvalidParameter("rewardPerRound");
         if (address(token).code.length == 0) revert InvalidParameter("token");
+    }
+
+    /// @dev What each of the `count` survivors is paid: the round's reward from the pool plus the
+    ///      slashed stake not yet paid out, divided equally. Slashed stake is taken first and
+    ///      the pool pays the rest (at most `rewardPerRound`); the division's remainder stays.
+    function _takeReward(Task storage t, uint32 count) private returns (uint256 perSurvivor) {
+        uint128 fromPool = t.params.rewardPerRound < t.pool ? t.params.rewardPerRound : t.pool;
+        uint128 slashed = t.slashed;
+        perSurvivor = (uint256(fromPool) + slashed) / count;
+        uint128 paid = uint128(perSurvivor * count); // <= fromPool + slashed < 2^128
+        uint128 paidFromSlashed = paid < slashed ? paid : slashed;
+        t.slashed = slashed - paidFromSlashed;
+        t.pool -= paid - paidFromSlashed;
+    }
+
+    /// @dev The rewards of rounds (m.claimedThrough, last] whose U holds `m`.
+    function _earned(uint256 taskId, Member storage m, uint32 last) private view returns (uint256 amount) {
+        uint256 index = m.index;
+        if (index == 0) return 0;
+        index -= 1; // bit of the member in U's bitmap (registration order)
+        for (uint32 r = m.claimedThrough + 1; r <= last; ++r) {
+            uint256 per = _rewardPerSurvivor[taskId][r];
+            if (per != 0 && _survivorBits[taskId][r][index >> 8] & (uint256(1) << (index & 255)) != 0) amount += per;
+        }
+    }
+
+    function _phaseLength(uint32 blocks) private pure returns (bool) {
+        return blocks >= MIN_PHASE_BLOCKS && blocks <= MAX_PHASE_BLOCKS;
+    }
+
+    /// @dev Takes `amount` from the caller and refuses a token whose transfer delivers
+    ///      anything else (fee-on-transfer, rebasing): the books must match the balance, or
+    ///      the last withdrawal would revert.
+    function _pull(uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert UnsupportedToken(address(token), amount, received);
     }
 
     function _checkFunds(uint256 required, bool isStake) private view {
@@ -495,7 +572,7 @@ contract RoundCoordinator is ReentrancyGuard {
                 uint128 amount = m.stake < slashAmount ? m.stake : slashAmount;
                 m.stake -= amount;
                 m.status = Status.Slashed;
-                t.pool += amount;
+                t.slashed += amount; // cannot overflow: _checkParams bounds the stakes' sum
                 emit Slashed(taskId, round, all[i], amount);
             }
         }
@@ -510,16 +587,18 @@ contract RoundCoordinator is ReentrancyGuard {
 
     function _nextRound(uint256 taskId, Task storage t) private {
         uint32 round = t.state.round;
-        if (round >= t.params.numRounds) _end(taskId, t.state);
+        if (round >= t.params.numRounds) _end(taskId, t);
         else _startRound(taskId, t, round + 1);
     }
 
-    function _end(uint256 taskId, State storage s) private {
+    function _end(uint256 taskId, Task storage t) private {
+        State storage s = t.state;
         s.phase = Phase.Ended;
         s.deadline = uint64(block.number);
         s.expected = 0;
         s.acted = 0;
         emit PhaseChanged(taskId, s.round, Phase.Ended, s.deadline);
         emit TaskEnded(taskId, s.round);
+        if (t.slashed != 0) emit SlashedStakeBurned(taskId, t.slashed); // stays locked here
     }
 }

@@ -104,6 +104,7 @@ class TaskState:
     acted: int
     survivors: int
     has_share_keys: bool
+    last_finalized: int
 
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> TaskState:
@@ -112,12 +113,14 @@ class TaskState:
 
 @dataclass(frozen=True)
 class Member:
-    """``RoundCoordinator.Member``: registration index (1-based), round of ``status``, stake."""
+    """``RoundCoordinator.Member``: registration index (1-based), round of ``status``, stake,
+    and the last round whose reward the member has claimed."""
 
     index: int
     round: int
     status: Status
     stake: int
+    claimed_through: int
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,35 @@ class Deployment:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def commitment(cid: bytes, salt: bytes, sender: str, round: int) -> bytes:
-    """keccak256(cid ‖ salt ‖ sender ‖ round), as ``RoundCoordinator.commitmentFor``."""
+def commitment(
+    cid: bytes,
+    salt: bytes,
+    sender: str,
+    round: int,
+    *,
+    task_id: int,
+    coordinator: str,
+    chain_id: int,
+) -> bytes:
+    """keccak256(abi.encode(chain id, coordinator, task id, round, sender, keccak256(cid),
+    salt)), as ``RoundCoordinator.commitmentFor``: it opens only in the deployment, task and
+    round it was made for, and only by ``sender``."""
     if len(salt) != 32:
         raise ConfigError("the commitment salt is 32 bytes", parameter="salt")
-    address = bytes.fromhex(sender.removeprefix("0x"))
-    return keccak(cid + salt + address + round.to_bytes(32, "big"))
+    words = (
+        chain_id.to_bytes(32, "big"),
+        _address_word(coordinator),
+        task_id.to_bytes(32, "big"),
+        round.to_bytes(32, "big"),
+        _address_word(sender),
+        keccak(cid),
+        salt,
+    )
+    return keccak(b"".join(words))
+
+
+def _address_word(address: str) -> bytes:
+    return bytes.fromhex(address.removeprefix("0x")).rjust(32, b"\0")
 
 
 def deploy(chain: Chain, deployer: LocalAccount, *, token: str | None = None) -> Contracts:
@@ -259,6 +285,19 @@ class Contracts:
         fn = self.coordinator.functions.shareKeys(task_id, masking_key, bundle_cid)
         return self.chain.transact(account, fn)
 
+    def commitment(self, task_id: int, round: int, sender: str, cid: bytes, salt: bytes) -> bytes:
+        """The commitment ``sender`` posts for ``cid`` in this deployment's task and round
+        (computed here, as ``RoundCoordinator.commitmentFor`` does on chain)."""
+        return commitment(
+            cid,
+            salt,
+            sender,
+            round,
+            task_id=task_id,
+            coordinator=self.deployment.coordinator,
+            chain_id=self.chain.chain_id,
+        )
+
     def commit(self, account: LocalAccount, task_id: int, value: bytes) -> TxReceipt:
         return self.chain.transact(account, self.coordinator.functions.commit(task_id, value))
 
@@ -302,10 +341,10 @@ class Contracts:
         return TaskState.from_abi(self.chain.call(self.coordinator.functions.taskState(task_id)))
 
     def member(self, task_id: int, address: str) -> Member:
-        index, round_, status, stake = self.chain.call(
+        index, round_, status, stake, claimed = self.chain.call(
             self.coordinator.functions.memberOf(task_id, address)
         )
-        return Member(index, round_, Status(status), stake)
+        return Member(index, round_, Status(status), stake, claimed)
 
     def status(self, task_id: int, address: str) -> Status:
         return Status(self.chain.call(self.coordinator.functions.statusOf(task_id, address)))
@@ -331,6 +370,15 @@ class Contracts:
 
     def pool_of(self, task_id: int) -> int:
         return int(self.chain.call(self.coordinator.functions.poolOf(task_id)))
+
+    def slashed_of(self, task_id: int) -> int:
+        """Slashed stake not yet paid to survivors (locked for good once the task ended)."""
+        return int(self.chain.call(self.coordinator.functions.slashedOf(task_id)))
+
+    def commitment_of(self, task_id: int, address: str, round: int) -> bytes:
+        return bytes(
+            self.chain.call(self.coordinator.functions.commitmentOf(task_id, address, round))
+        )
 
     def events(self, name: str, task_id: int, from_block: int = 0) -> list[Event]:
         """Events ``name`` of ``task_id`` from ``from_block`` on, oldest first.

@@ -38,6 +38,7 @@ __all__ = [
     "TaskFullError",
     "TransactionError",
     "UnknownTaskError",
+    "UnsupportedTokenError",
     "WrongPhaseError",
     "error_class",
 ]
@@ -132,6 +133,12 @@ class InsufficientStakeError(ContractError):
 
 class InsufficientFundsError(ContractError):
     solidity_name = "InsufficientFunds"
+
+
+class UnsupportedTokenError(ContractError):
+    """The token delivered another amount than was transferred (fee-on-transfer, rebasing)."""
+
+    solidity_name = "UnsupportedToken"
 
 
 class DuplicateSubmissionError(ContractError):
