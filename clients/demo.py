@@ -71,6 +71,7 @@ TOKENS = 10_000
 STAKE = 100
 SLASH = 50
 REWARD_PER_ROUND = 100
+AGGREGATOR_BOND = 200  # forfeited to a round's U if it withholds a round it could finalize
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ class Demo:
             slash_amount=SLASH,
             reward_per_round=REWARD_PER_ROUND,
             reward_pool=REWARD_PER_ROUND * cfg.rounds,
+            aggregator_bond=AGGREGATOR_BOND,
         )
         self.identities = {
             u: Identity.generate(
@@ -379,6 +381,8 @@ class Demo:
         self.task_id = self.contracts.create_task(
             self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
         )
+        self.contracts.mint(self.deployer, self.aggregator_account.address, TOKENS)
+        self.contracts.post_bond(self.aggregator_account, self.task_id)
 
     def _enrol(self) -> None:
         """Participants register; the aggregator (and key holder) start following the task."""
@@ -536,6 +540,8 @@ class Demo:
         self._end_outage(self.ledger.round)  # the report reads the models back
         if self.contracts.pool_of(self.task_id):
             self.contracts.withdraw_pool(self.owner, self.task_id)
+        if self.contracts.bond_of(self.task_id):
+            self.contracts.withdraw_bond(self.aggregator_account, self.task_id)
         return self._report(phase_seconds, self.clock() - start)
 
     # -- reporting -----------------------------------------------------------------------------

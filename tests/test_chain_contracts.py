@@ -14,6 +14,7 @@ import pytest
 from secagg.chain import Chain, Model, Phase, Status, commitment
 from secagg.chain.errors import (
     AlreadyRegisteredError,
+    BondAlreadyPostedError,
     ContractError,
     DeadlinePassedError,
     DuplicateCommitError,
@@ -364,37 +365,21 @@ def test_python_and_solidity_commitments_agree(world: World) -> None:
         assert on_chain == c.commitment(7, n, world.outsider.address, blob, salt(n))
     opening = (world.outsider.address, cid(0), salt(0))
     here = c.commitment(7, 1, *opening)
+
+    def made(*, coordinator: str, chain_id: int) -> bytes:
+        return commitment(
+            cid(0), salt(0), world.outsider.address, 1,
+            task_id=7, coordinator=coordinator, chain_id=chain_id,
+        )  # fmt: skip
+
+    chain_id = world.chain.chain_id
+    assert here == made(coordinator=c.coordinator.address, chain_id=chain_id)
     bound = {
         "task": c.commitment(8, 1, *opening),
         "round": c.commitment(7, 2, *opening),
-        "coordinator": commitment(
-            cid(0),
-            salt(0),
-            world.outsider.address,
-            1,
-            task_id=7,
-            coordinator=world.owner.address,
-            chain_id=world.chain.chain_id,
-        ),
-        "chain": commitment(
-            cid(0),
-            salt(0),
-            world.outsider.address,
-            1,
-            task_id=7,
-            coordinator=c.coordinator.address,
-            chain_id=world.chain.chain_id + 1,
-        ),
+        "coordinator": made(coordinator=world.owner.address, chain_id=chain_id),
+        "chain": made(coordinator=c.coordinator.address, chain_id=chain_id + 1),
     }
-    assert here == commitment(
-        cid(0),
-        salt(0),
-        world.outsider.address,
-        1,
-        task_id=7,
-        coordinator=c.coordinator.address,
-        chain_id=world.chain.chain_id,
-    )
     assert all(value != here for value in bound.values())
 
 
@@ -641,7 +626,7 @@ def test_claims_walk_the_rounds_finalized_since_the_last_claim(world: World) -> 
         c.claim_rewards(p[0], task)
     world.run_round(task)
     second = 90 // 6
-    assert c.state(task).last_finalized == 2
+    assert c.state(task).last_paid == 2
     paid = {}
     for who in (p[0], p[1], p[4], p[5]):
         before = c.balance_of(who.address)
@@ -703,6 +688,89 @@ def test_a_fee_on_transfer_token_is_refused() -> None:
         world.create_task()
     assert info.value.arguments == {"token": token.address, "expected": 1000, "received": 990}
     assert world.contracts.balance_of(world.owner.address) == TOKENS  # nothing was taken
+
+
+# ----------------------------------------------------------------------------- bond
+
+BOND = 300
+
+
+def bonded_task(world: World, **overrides: object) -> int:
+    """A task whose aggregator posted a bond of ``BOND``, registered and in round 1."""
+    c = world.contracts
+    c.mint(world.deployer, world.aggregator.address, TOKENS)
+    task = world.create_task(aggregator_bond=BOND, **overrides)
+    c.post_bond(world.aggregator, task)
+    world.register(task)
+    c.advance(world.outsider, task)  # full: closes early
+    return task
+
+
+def test_an_aggregator_that_withholds_a_complete_round_loses_its_bond(world: World) -> None:
+    """Round 1: everyone in U posted its unmask shares, so the aggregator had all it needed,
+    and it posts no model: its whole bond goes to round 1's survivors; nobody gets round 1's
+    reward (no model). Round 2 is finalized as usual."""
+    c = world.contracts
+    task = bonded_task(world)
+    assert c.bond_of(task) == BOND
+    world.run_round(task, finalize=False)
+    assert c.state(task).unmask_complete
+    world.chain.mine(31)
+    c.advance(world.outsider, task)
+    (forfeit,) = c.events("BondForfeited", task)
+    assert (forfeit.args["round"], forfeit.args["rewardPerSurvivor"]) == (1, BOND // 6)
+    assert c.events("RoundFailed", task)[0].args["phase"] == Phase.FINALIZE
+    assert c.bond_of(task) == 0
+    assert [c.credit_of(task, p.address) for p in world.participants] == [BOND // 6] * 6
+    world.run_round(task)
+    assert [c.credit_of(task, p.address) for p in world.participants] == [BOND // 6 + 15] * 6
+    with pytest.raises(NothingToWithdrawError):
+        c.withdraw_bond(world.aggregator, task)
+
+
+def test_an_incomplete_unmask_does_not_cost_the_aggregator_its_bond(world: World) -> None:
+    """One survivor posts no unmask shares: the aggregator may lack what it needs, so a
+    missed Finalize is not held against it; the bond comes back after the task."""
+    c = world.contracts
+    task = bonded_task(world, num_rounds=1)
+    p = world.participants
+    world.share(task, p)
+    world.finish_phase(task)
+    world.commit(task, p)
+    world.finish_phase(task)
+    world.reveal(task, p)
+    world.finish_phase(task)
+    world.unmask(task, p[:5])
+    world.finish_phase(task)  # Unmask runs to its deadline: one share set is missing
+    assert world.phase(task) == Phase.FINALIZE and not c.state(task).unmask_complete
+    world.chain.mine(31)
+    c.advance(world.outsider, task)
+    assert c.events("BondForfeited", task) == [] and world.phase(task) == Phase.ENDED
+    before = c.balance_of(world.aggregator.address)
+    c.withdraw_bond(world.aggregator, task)
+    assert c.balance_of(world.aggregator.address) == before + BOND
+
+
+def test_a_task_whose_aggregator_posts_no_bond_never_starts(world: World) -> None:
+    c = world.contracts
+    c.mint(world.deployer, world.aggregator.address, TOKENS)
+    task = world.create_task(aggregator_bond=BOND)
+    with pytest.raises(NotAggregatorError):
+        c.post_bond(world.owner, task)
+    world.register(task)
+    c.advance(world.outsider, task)  # full, but no bond: the task ends
+    assert world.phase(task) == Phase.ENDED
+    with pytest.raises(WrongPhaseError):  # too late to bond now
+        c.post_bond(world.aggregator, task)
+    c.withdraw_stake(world.participants[0], task)
+    assert c.balance_of(world.participants[0].address) == TOKENS
+    unbonded = world.create_task()
+    with pytest.raises(BondAlreadyPostedError):  # the task asks for no bond
+        c.post_bond(world.aggregator, unbonded, approve=False)
+    bonded = world.create_task(aggregator_bond=BOND)
+    c.post_bond(world.aggregator, bonded)
+    with pytest.raises(BondAlreadyPostedError):
+        c.post_bond(world.aggregator, bonded)
 
 
 def test_foreign_reverts_keep_their_name(world: World) -> None:

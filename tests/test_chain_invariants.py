@@ -9,7 +9,8 @@ every rejected call is a named contract error and these stay true:
 - the token supply is conserved, and the coordinator holds exactly stakes + credits + pool +
   slashed stake not yet paid out;
 - a participant's stake is only ever reduced by slashing for a commit it did not reveal;
-- the owner's pool never grows (slashing pays the survivors, not the one who sets its rules).
+- the owner's pool never grows (slashing pays the survivors, not the one who sets its rules);
+- past a phase's deadline, `advance` always succeeds until the task has ended (no bricking).
 """
 
 from __future__ import annotations
@@ -130,15 +131,14 @@ class RoundMachine(RuleBasedStateMachine):
             for address in survivors:  # reward + unpaid slashed stake, split equally among U
                 self.earned[address] += (min(self.reward, pool) + slashed) // len(survivors)
 
-    def advance(self, who: int) -> None:
+    def advance(self, who: int) -> bool:
         before = self.c.state(self.task)
-        if (
-            self.attempt(self.c.advance, self.actor(who), self.task)
-            and before.phase == Phase.REVEAL
-        ):
+        advanced = self.attempt(self.c.advance, self.actor(who), self.task)
+        if advanced and before.phase == Phase.REVEAL:
             for address in self.committers[before.round] - self.valid_reveals[before.round]:
                 self.slashes[address] += 1
                 event("a participant was slashed")
+        return advanced
 
     @rule(
         dropouts=st.sets(ACTORS, max_size=2),
@@ -167,7 +167,8 @@ class RoundMachine(RuleBasedStateMachine):
         if close:
             blocks = self.c.state(self.task).deadline - self.w.chain.block_number + 1
             self.w.chain.mine(max(blocks, 0))
-            self.advance(4)
+            ended = self.c.state(self.task).phase == Phase.ENDED
+            assert self.advance(4) or ended, "advance reverted past the deadline: task bricked"
 
     @rule(who=ACTORS, action=st.integers(0, 10), honest=st.booleans(), nonce=st.integers(0, 3))
     def stray(self, who: int, action: int, honest: bool, nonce: int) -> None:
@@ -223,7 +224,7 @@ class RoundMachine(RuleBasedStateMachine):
         pool = self.c.pool_of(self.task)
         assert pool <= getattr(self, "last_pool", pool), "the owner's pool grew"
         self.last_pool = pool
-        held = pool + self.c.slashed_of(self.task)
+        held = pool + self.c.slashed_of(self.task) + self.c.bond_of(self.task)
         for account in [*self.w.participants, self.w.outsider, self.w.aggregator]:
             address = account.address
             credit = self.c.credit_of(self.task, address)

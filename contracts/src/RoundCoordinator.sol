@@ -85,6 +85,7 @@ contract RoundCoordinator is ReentrancyGuard {
         uint128 slashAmount; // taken from the stake of one who commits and never reveals (<= stake)
         uint128 rewardPerRound; // split equally among the survivors of each finalized round
         uint128 rewardPool; // deposited by the owner at creation
+        uint128 aggregatorBond; // posted by the aggregator in Registration (0: no bond)
     }
 
     /// @dev One slot, read (and mostly written) by every participant call.
@@ -96,7 +97,8 @@ contract RoundCoordinator is ReentrancyGuard {
         uint32 acted; // how many did (registrations, share bundles, unmask posts)
         uint32 survivors; // |U| of the current round, fixed when Reveal closes
         bool hasShareKeys;
-        uint32 lastFinalized; // the latest finalized round (0: none yet)
+        uint32 lastPaid; // the latest round that recorded a payout to its U (0: none yet)
+        bool unmaskComplete; // every member of U posted its unmask shares this round
     }
 
     struct Task {
@@ -104,6 +106,7 @@ contract RoundCoordinator is ReentrancyGuard {
         address owner;
         uint128 pool; // the owner's deposit not yet paid out
         uint128 slashed; // slashed stake not yet paid out: the next finalized round's survivors'
+        uint128 bond; // the aggregator's bond still held
         State state;
     }
 
@@ -137,6 +140,7 @@ contract RoundCoordinator is ReentrancyGuard {
     error NotTaskOwner(uint256 taskId, address account);
     error NothingToWithdraw(uint256 taskId, address account);
     error UnsupportedToken(address token, uint256 expected, uint256 received);
+    error BondAlreadyPosted(uint256 taskId);
 
     event TaskCreated(
         uint256 indexed taskId, address indexed owner, address indexed aggregator, bytes32 protocolId, bytes32 paramsHash
@@ -155,6 +159,9 @@ contract RoundCoordinator is ReentrancyGuard {
     event RoundFailed(uint256 indexed taskId, uint32 indexed round, Phase phase);
     event RoundFinalized(uint256 indexed taskId, uint32 indexed round, uint32 survivors, uint256 rewardPerSurvivor);
     event SlashedStakeBurned(uint256 indexed taskId, uint256 amount);
+    event BondPosted(uint256 indexed taskId, address indexed aggregator, uint256 amount);
+    event BondForfeited(uint256 indexed taskId, uint32 indexed round, uint256 rewardPerSurvivor);
+    event BondWithdrawn(uint256 indexed taskId, address indexed aggregator, uint256 amount);
     event TaskEnded(uint256 indexed taskId, uint32 round);
     event RewardClaimed(uint256 indexed taskId, address indexed participant, uint256 amount);
     event StakeWithdrawn(uint256 indexed taskId, address indexed participant, uint256 amount);
@@ -211,6 +218,36 @@ contract RoundCoordinator is ReentrancyGuard {
         if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
         t.pool = 0;
         emit PoolWithdrawn(taskId, msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ aggregator's bond
+
+    /// @notice Registration: the task's aggregator posts its bond (`aggregatorBond`; approve
+    ///         the coordinator first). Without it the task ends when Registration closes. The
+    ///         bond is forfeited to a round's survivors if that round's unmask was complete
+    ///         and no model was finalized in time, and comes back after the task ends.
+    function postBond(uint256 taskId) external nonReentrant {
+        Task storage t = _task(taskId);
+        if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
+        _requireOpen(taskId, t.state, Phase.Registration);
+        uint128 amount = t.params.aggregatorBond;
+        if (amount == 0 || t.bond != 0) revert BondAlreadyPosted(taskId);
+        _checkFunds(amount, false);
+        t.bond = amount;
+        emit BondPosted(taskId, msg.sender, amount);
+        _pull(amount);
+    }
+
+    /// @notice After the task ended: the aggregator takes back what is left of its bond.
+    function withdrawBond(uint256 taskId) external nonReentrant {
+        Task storage t = _task(taskId);
+        if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
+        _requirePhase(taskId, t.state, Phase.Ended);
+        uint256 amount = t.bond;
+        if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
+        t.bond = 0;
+        emit BondWithdrawn(taskId, msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
 
@@ -280,12 +317,13 @@ contract RoundCoordinator is ReentrancyGuard {
         emit UnmaskPosted(taskId, round, msg.sender, cid);
     }
 
-    /// @notice Pays the caller's rewards from the rounds finalized since its last claim (any
-    ///         time): for each, the round's reward per survivor if the caller is in its U.
+    /// @notice Pays the caller what it earned in the rounds paid since its last claim (any
+    ///         time): for each round whose U holds the caller, the round's reward per survivor
+    ///         (or, for a round the aggregator failed to finalize, its forfeited bond's share).
     function claimRewards(uint256 taskId) external nonReentrant {
         Task storage t = _task(taskId);
         Member storage m = _members[taskId][msg.sender];
-        uint32 last = t.state.lastFinalized;
+        uint32 last = t.state.lastPaid;
         uint256 amount = _earned(taskId, m, last);
         if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
         m.claimedThrough = last;
@@ -322,7 +360,7 @@ contract RoundCoordinator is ReentrancyGuard {
         modelRegistry.record(taskId, round, modelCid, modelSha256);
         uint256 perSurvivor = _takeReward(t, s.survivors);
         if (perSurvivor != 0) _rewardPerSurvivor[taskId][round] = perSurvivor;
-        s.lastFinalized = round;
+        s.lastPaid = round;
         emit RoundFinalized(taskId, round, s.survivors, perSurvivor);
         _nextRound(taskId, t);
     }
@@ -343,7 +381,8 @@ contract RoundCoordinator is ReentrancyGuard {
         if (block.number <= s.deadline && !everyoneActed) revert PhaseStillOpen(taskId, s.deadline);
         TaskParams storage p = t.params;
         if (phase == Phase.Registration) {
-            if (s.acted >= p.minParticipants) _startRound(taskId, t, 1);
+            bool bonded = p.aggregatorBond == 0 || t.bond != 0;
+            if (s.acted >= p.minParticipants && bonded) _startRound(taskId, t, 1);
             else _end(taskId, t);
         } else if (phase == Phase.ShareKeys) {
             if (s.acted < p.threshold) _fail(taskId, t, phase);
@@ -355,9 +394,13 @@ contract RoundCoordinator is ReentrancyGuard {
             else if (p.unmaskBlocks != 0) _open(taskId, s, Phase.Unmask, p.unmaskBlocks, s.survivors);
             else _open(taskId, s, Phase.Finalize, p.finalizeBlocks, 0);
         } else if (phase == Phase.Unmask) {
+            s.unmaskComplete = s.acted >= s.expected; // recorded before _open resets `acted`
             _open(taskId, s, Phase.Finalize, p.finalizeBlocks, 0);
         } else {
-            _fail(taskId, t, phase); // Finalize: the aggregator posted no model in time
+            // Finalize: the aggregator posted no model in time. With every unmask share
+            // posted it had all it needed: its bond goes to the round's survivors.
+            if (s.unmaskComplete && t.bond != 0) _forfeitBond(taskId, t);
+            _fail(taskId, t, phase);
         }
     }
 
@@ -377,6 +420,11 @@ contract RoundCoordinator is ReentrancyGuard {
 
     function poolOf(uint256 taskId) external view returns (uint256) {
         return _task(taskId).pool;
+    }
+
+    /// @notice The aggregator's bond still held for the task.
+    function bondOf(uint256 taskId) external view returns (uint256) {
+        return _task(taskId).bond;
     }
 
     function memberOf(uint256 taskId, address account) external view returns (Member memory) {
@@ -405,7 +453,7 @@ contract RoundCoordinator is ReentrancyGuard {
 
     /// @notice What `claimRewards` would pay `account` now.
     function creditOf(uint256 taskId, address account) external view returns (uint256) {
-        return _earned(taskId, _members[taskId][account], _task(taskId).state.lastFinalized);
+        return _earned(taskId, _members[taskId][account], _task(taskId).state.lastPaid);
     }
 
     /// @notice U of a round whose Reveal phase has closed, in registration order.
@@ -482,7 +530,7 @@ contract RoundCoordinator is ReentrancyGuard {
         if (!_phaseLength(p.finalizeBlocks)) revert InvalidParameter("finalizeBlocks");
         if (p.slashAmount > p.stake) revert InvalidParameter("slashAmount");
         // every stake slashed in full still fits `slashed`, and pool + stakes fit the balance
-        if (uint256(p.stake) * p.maxParticipants + p.rewardPool > type(uint128).max) {
+        if (uint256(p.stake) * p.maxParticipants + p.rewardPool + p.aggregatorBond > type(uint128).max) {
             revert InvalidParameter("stake");
         }
         if (p.rewardPerRound > p.rewardPool) revert InvalidParameter("rewardPerRound");
@@ -511,6 +559,20 @@ contract RoundCoordinator is ReentrancyGuard {
             uint256 per = _rewardPerSurvivor[taskId][r];
             if (per != 0 && _survivorBits[taskId][r][index >> 8] & (uint256(1) << (index & 255)) != 0) amount += per;
         }
+    }
+
+    /// @dev The whole bond, split equally among the round's survivors (claimed like a reward;
+    ///      the division's remainder joins the slashed stake paid to a later round).
+    function _forfeitBond(uint256 taskId, Task storage t) private {
+        State storage s = t.state;
+        uint32 round = s.round;
+        uint128 bond = t.bond;
+        uint256 perSurvivor = bond / s.survivors;
+        t.bond = 0;
+        t.slashed += uint128(bond - perSurvivor * s.survivors);
+        _rewardPerSurvivor[taskId][round] = perSurvivor;
+        s.lastPaid = round;
+        emit BondForfeited(taskId, round, perSurvivor);
     }
 
     function _phaseLength(uint32 blocks) private pure returns (bool) {
@@ -549,6 +611,7 @@ contract RoundCoordinator is ReentrancyGuard {
         State storage s = t.state;
         s.round = round;
         s.survivors = 0;
+        s.unmaskComplete = false;
         uint32 registered = uint32(keyRegistry.participantCount(taskId));
         if (s.hasShareKeys) _open(taskId, s, Phase.ShareKeys, t.params.shareBlocks, registered);
         else _open(taskId, s, Phase.Commit, t.params.commitBlocks, 0);

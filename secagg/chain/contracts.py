@@ -84,6 +84,7 @@ class TaskParams:
     slash_amount: int = 50
     reward_per_round: int = 100
     reward_pool: int = 1000
+    aggregator_bond: int = 0
 
     def as_abi(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -104,7 +105,8 @@ class TaskState:
     acted: int
     survivors: int
     has_share_keys: bool
-    last_finalized: int
+    last_paid: int
+    unmask_complete: bool
 
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> TaskState:
@@ -258,6 +260,17 @@ class Contracts:
         (event,) = self.coordinator.events.TaskCreated().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["taskId"])
 
+    def post_bond(
+        self, aggregator: LocalAccount, task_id: int, *, approve: bool = True
+    ) -> TxReceipt:
+        """The aggregator's bond for the task (approving it first unless ``approve=False``)."""
+        if approve:
+            self.approve(aggregator, self.params(task_id).aggregator_bond)
+        return self.chain.transact(aggregator, self.coordinator.functions.postBond(task_id))
+
+    def withdraw_bond(self, aggregator: LocalAccount, task_id: int) -> TxReceipt:
+        return self.chain.transact(aggregator, self.coordinator.functions.withdrawBond(task_id))
+
     def withdraw_pool(self, owner: LocalAccount, task_id: int) -> TxReceipt:
         return self.chain.transact(owner, self.coordinator.functions.withdrawPool(task_id))
 
@@ -370,6 +383,10 @@ class Contracts:
 
     def pool_of(self, task_id: int) -> int:
         return int(self.chain.call(self.coordinator.functions.poolOf(task_id)))
+
+    def bond_of(self, task_id: int) -> int:
+        """The aggregator's bond still held for the task."""
+        return int(self.chain.call(self.coordinator.functions.bondOf(task_id)))
 
     def slashed_of(self, task_id: int) -> int:
         """Slashed stake not yet paid to survivors (locked for good once the task ended)."""

@@ -13,6 +13,7 @@ from secagg.errors import SecAggError
 
 __all__ = [
     "AlreadyRegisteredError",
+    "BondAlreadyPostedError",
     "ChainError",
     "ContractError",
     "DeadlinePassedError",
@@ -133,6 +134,12 @@ class InsufficientStakeError(ContractError):
 
 class InsufficientFundsError(ContractError):
     solidity_name = "InsufficientFunds"
+
+
+class BondAlreadyPostedError(ContractError):
+    """The task's bond is posted already, or the task asks for none."""
+
+    solidity_name = "BondAlreadyPosted"
 
 
 class UnsupportedTokenError(ContractError):
