@@ -152,20 +152,22 @@ class World:
         share: list[LocalAccount] | None = None,
         commit: list[LocalAccount] | None = None,
         reveal: list[LocalAccount] | None = None,
+        unmask: list[LocalAccount] | None = None,
         finalize: bool = True,
     ) -> None:
         """One round from ShareKeys; each list defaults to the previous phase's."""
         share = self.participants if share is None else share
         commit = share if commit is None else commit
         reveal = commit if reveal is None else reveal
+        unmask = reveal if unmask is None else unmask
         self.share(task, share)
         self.finish_phase(task)
         self.commit(task, commit)
         self.finish_phase(task)
         self.reveal(task, reveal)
         self.finish_phase(task)
-        self.unmask(task, reveal)
-        self.contracts.advance(self.outsider, task)  # everyone in U posted: closes early
+        self.unmask(task, unmask)
+        self.finish_phase(task)  # early when everyone in U posted
         if finalize:
             round_ = self.contracts.state(task).round
             model = f"model-{round_}".encode()

@@ -733,15 +733,8 @@ def test_an_incomplete_unmask_does_not_cost_the_aggregator_its_bond(world: World
     missed Finalize is not held against it; the bond comes back after the task."""
     c = world.contracts
     task = bonded_task(world, num_rounds=1)
-    p = world.participants
-    world.share(task, p)
-    world.finish_phase(task)
-    world.commit(task, p)
-    world.finish_phase(task)
-    world.reveal(task, p)
-    world.finish_phase(task)
-    world.unmask(task, p[:5])
-    world.finish_phase(task)  # Unmask runs to its deadline: one share set is missing
+    # Unmask runs to its deadline: one share set is missing
+    world.run_round(task, unmask=world.participants[:5], finalize=False)
     assert world.phase(task) == Phase.FINALIZE and not c.state(task).unmask_complete
     world.chain.mine(31)
     c.advance(world.outsider, task)
