@@ -639,18 +639,12 @@ def test_claims_walk_the_rounds_finalized_since_the_last_claim(world: World) -> 
         c.claim_rewards(world.outsider, task)
 
 
-def _fail_at_finalize(world: World, task: int) -> None:
-    """The aggregator posts no model: the Finalize phase runs out and the round fails."""
-    world.chain.mine(31)
-    world.contracts.advance(world.outsider, task)
-
-
 def test_slashed_stake_pays_the_next_finalized_round_not_the_owner(world: World) -> None:
     """Round 1 slashes a cheater and then fails at Finalize; its 60 waits in `slashed` and
     is paid to round 2's survivors. The owner, who set the slashing rules, gets none of it."""
     c = world.contracts
     task = to_finalize(world)
-    _fail_at_finalize(world, task)
+    world.finish_phase(task)  # no model by the Finalize deadline: the round fails
     assert (c.slashed_of(task), c.pool_of(task)) == (60, 1000)
     world.run_round(task)  # round 2: all six in U
     per = (90 + 60) // 6
@@ -666,7 +660,7 @@ def test_slashed_stake_no_round_pays_out_is_burned(world: World) -> None:
     coordinator when the task ends; the owner gets back exactly its deposit."""
     c = world.contracts
     task = to_finalize(world, num_rounds=1)
-    _fail_at_finalize(world, task)
+    world.finish_phase(task)  # no model by the Finalize deadline: the round fails
     assert world.phase(task) == Phase.ENDED
     (burned,) = c.events("SlashedStakeBurned", task)
     assert burned.args["amount"] == 60
@@ -715,8 +709,7 @@ def test_an_aggregator_that_withholds_a_complete_round_loses_its_bond(world: Wor
     assert c.bond_of(task) == BOND
     world.run_round(task, finalize=False)
     assert c.state(task).unmask_complete
-    world.chain.mine(31)
-    c.advance(world.outsider, task)
+    world.finish_phase(task)  # no model by the Finalize deadline
     (forfeit,) = c.events("BondForfeited", task)
     assert (forfeit.args["round"], forfeit.args["rewardPerSurvivor"]) == (1, BOND // 6)
     assert c.events("RoundFailed", task)[0].args["phase"] == Phase.FINALIZE
@@ -736,8 +729,7 @@ def test_an_incomplete_unmask_does_not_cost_the_aggregator_its_bond(world: World
     # Unmask runs to its deadline: one share set is missing
     world.run_round(task, unmask=world.participants[:5], finalize=False)
     assert world.phase(task) == Phase.FINALIZE and not c.state(task).unmask_complete
-    world.chain.mine(31)
-    c.advance(world.outsider, task)
+    world.finish_phase(task)  # no model by the Finalize deadline
     assert c.events("BondForfeited", task) == [] and world.phase(task) == Phase.ENDED
     before = c.balance_of(world.aggregator.address)
     c.withdraw_bond(world.aggregator, task)
