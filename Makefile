@@ -13,7 +13,7 @@ TORCH  := torch==2.13.0
 NODE_STAMP := contracts/node_modules/.installed-stamp
 IPFS_STAMP := tools/ipfs/node_modules/.installed-stamp
 
-.PHONY: demo test bench bench-quick fuzz nightly lint typecheck contracts gas clean
+.PHONY: demo test forge bench bench-quick fuzz nightly lint slither typecheck contracts gas clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +46,21 @@ demo: $(STAMP)
 	$(VENV)/bin/secagg demo
 
 test: $(STAMP) $(NODE_STAMP) $(IPFS_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q && $(MAKE) forge
+
+# The Solidity tests of contracts/test/foundry (unit, fuzz, invariant) with forge from npm
+# (@foundry-rs/forge, pinned in contracts/package.json), offline: its compiler is
+# contracts/tools/solc-wrapper.js over the pinned solcjs (contracts/foundry.toml).
+# FORGE_PROFILE=nightly runs 39x the fuzz inputs and 20x the invariant calls (`make fuzz` does).
+FORGE_PROFILE ?= default
+forge: $(NODE_STAMP)
+	cd contracts && FOUNDRY_PROFILE=$(FORGE_PROFILE) node_modules/.bin/forge test
 
 # The nightly fuzz run: 50,000 inputs per parser and strategy (1.2M in all, ~17 min on 2
-# cores); `make test` runs the same harness with 200.
-fuzz: $(STAMP)
+# cores); `make test` runs the same harness with 200. Then forge's nightly profile (see `forge`).
+fuzz: $(STAMP) $(NODE_STAMP)
 	SECAGG_FUZZ_EXAMPLES=50000 $(PY) -m pytest tests/test_fuzz.py -q
+	$(MAKE) forge FORGE_PROFILE=nightly
 
 # The nightly property run: every hypothesis test file under the "nightly" profile (5,000
 # examples a test where CI runs 60, and 5,000 SecAgg/SecAgg+ rounds against the recovery
@@ -73,12 +82,25 @@ bench-quick: $(STAMP)
 	SECAGG_BENCH=quick $(PY) -m pytest benchmarks/bench_grid.py benchmarks/bench_round.py -q --benchmark-only \
 		--benchmark-columns=median --benchmark-json=.benchmarks/quick.json
 
-lint: $(STAMP)
+lint: $(STAMP) slither
 	$(VENV)/bin/ruff check secagg protocols clients tests benchmarks
 	$(VENV)/bin/ruff format --check secagg protocols clients tests benchmarks
+
+# Slither over contracts/src, compiled by forge with the same solc wrapper as the tests
+# (contracts/slither.config.json; findings triaged in contracts/README.md, "Slither"). It has
+# its own venv: slither-analyzer 0.11.6 requires web3 < 8, which the project's web3 8 excludes.
+LINT_VENV     := .venv-lint
+SLITHER_STAMP := $(LINT_VENV)/.installed-stamp
+$(SLITHER_STAMP): contracts/requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet -r contracts/requirements-lint.txt
+	touch $(SLITHER_STAMP)
+
+slither: $(SLITHER_STAMP) $(NODE_STAMP)
+	cd contracts && PATH="$$PWD/node_modules/.bin:$$PATH" ../$(LINT_VENV)/bin/slither . --config-file slither.config.json
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy secagg protocols clients
 
 clean:
-	rm -rf $(VENV) contracts/node_modules tools/ipfs/node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LINT_VENV) contracts/node_modules contracts/.forge tools/ipfs/node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -13,6 +13,12 @@ The key holder of an HE task recomputes the encrypted sum itself from U's publis
 ciphertexts (it never decrypts a ciphertext the aggregator hands it: that would let the
 aggregator ask for any single client's input), decrypts it, and publishes the decrypted sum;
 it hands the CID to the aggregator off chain (:meth:`Aggregator.accept_decryption`).
+
+Data availability: before anyone may commit (tasks with ShareKeys) and before anyone may
+unmask (or, without Unmask, before the model), the aggregator fetches every blob posted in
+the stage, publishes again each one it got (so that on IPFS its own node serves it to
+everyone), and fixes on chain the members whose blob it could not find
+(:meth:`Contracts.declare_unavailable`). Every party then leaves exactly those out.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ from secagg.chain.errors import ChainError
 from secagg.errors import AbortError, SecAggError
 from secagg.protocol import AggregateResult, KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
-from secagg.store import Store, to_bytes
+from secagg.protocols.secaggplus import SecAggPlus
+from secagg.store import NotFoundError, Store, to_bytes
 
+from .keeper import advance_if_due
 from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, Metrics
 from .models import ModelBlob
@@ -110,9 +118,22 @@ class Aggregator:
         return next_model(proto, previous, result, round, aggregate)
 
     def step(self) -> bool:
-        """Finalize the current round if its Finalize phase is open; True when it did."""
+        """Act on the chain's current phase if not done yet, else end the phase if it is due;
+        True when something was done."""
+        return self.act() or self.keep()
+
+    def keep(self) -> bool:
+        """End the current phase if it is due (:func:`~secagg.clients.keeper.advance_if_due`):
+        every agent is a keeper; True when this call ended it."""
+        return advance_if_due(self.contracts, self.ledger, self.account)
+
+    def act(self) -> bool:
+        """Fix the current stage's data availability, or finalize the round when its Finalize
+        phase is open; True when it did something."""
         self.ledger.sync()
         r = self.ledger.round
+        if self._declare(r):
+            return True
         if self.ledger.phase is not Phase.FINALIZE or r in self.failed:
             return False
         if self.ledger.postings(r).outcome is not None:
@@ -153,6 +174,37 @@ class Aggregator:
         )  # fmt: skip
         return True
 
+    def _declare(self, r: int) -> bool:
+        """Fetches the stage's blobs and declares the ones not found; True when it declared."""
+        phase, postings = self.ledger.phase, self.ledger.postings(r)
+        masking = isinstance(self.ledger.protocol(self.store), SecAggPlus)  # ShareKeys, Unmask
+        if phase is Phase.COMMIT and masking and not postings.shares_fixed:
+            cids = {a: cid for a, (_, cid) in postings.shares.items()}
+        elif phase is (Phase.UNMASK if masking else Phase.FINALIZE) and not postings.inputs_fixed:
+            cids = {a: postings.reveals[a] for a in postings.reveals}
+        else:
+            return False
+        t0 = self.clock()
+        withheld = []
+        for address, cid in cids.items():
+            try:
+                self.store.put(self.ledger.blob(self.store, r, cid))  # served by us too
+            except NotFoundError as exc:
+                withheld.append(self.ledger.id_of(address))
+                self.metrics.note(r, f"client {withheld[-1]}'s blob {cid} is unavailable: {exc}")
+        try:
+            receipt = self.contracts.declare_unavailable(
+                self.account, self.task_id, sorted(withheld)
+            )
+        except ChainError as exc:
+            self.metrics.note(r, f"declareUnavailable failed: {exc}")
+            return True
+        self.metrics.record(
+            r, AGGREGATOR, f"declare ({phase.name.lower()})", 0,
+            seconds=self.clock() - t0, gas=int(receipt["gasUsed"]),
+        )  # fmt: skip
+        return True
+
 
 class KeyHolder:
     """The HE task's key holder: decrypts only sums it recomputed from public ciphertexts."""
@@ -176,11 +228,22 @@ class KeyHolder:
         self.ledger = TaskLedger(contracts, task_id)
         self._done: set[int] = set()
 
+    def keep(self) -> bool:
+        """The key holder holds no account on chain: it never advances phases."""
+        return False
+
     def step(self) -> bool:
+        """Decrypt the round's sum once its inputs are fixed; True when it did."""
+        return self.act()
+
+    def act(self) -> bool:
+        """Decrypt the round's sum once its inputs are fixed; True when it did."""
         self.ledger.sync()
         r = self.ledger.round
         if self.ledger.phase is not Phase.FINALIZE or r in self._done:
             return False
+        if not self.ledger.postings(r).inputs_fixed:
+            return False  # the aggregator has not fixed which inputs were available
         self._done.add(r)
         proto = self.ledger.protocol(self.store)
         t0 = self.clock()

@@ -47,6 +47,7 @@ from secagg.store import (
 
 from .aggregator import Aggregator, KeyHolder
 from .errors import VerificationError
+from .keeper import phase_is_due
 from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
 from .models import ModelBlob
@@ -70,6 +71,8 @@ __all__ = ["Demo", "DemoConfig", "DemoResult", "Fault", "RoundReport", "open_cha
 TOKENS = 10_000
 STAKE = 100
 SLASH = 50
+ABSENCE_FEE = 10  # taken from a member that posts nothing in a round's first phase
+KEEPER_FEE = 5  # from the pool to whoever calls the advance that walks over the members
 REWARD_PER_ROUND = 100
 AGGREGATOR_BOND = 200  # forfeited to a round's U if it withholds a round it could finalize
 
@@ -182,8 +185,17 @@ class DemoResult:
     balances: dict[int, int]
     stakes_returned: dict[int, int]
     slashed: dict[int, int]
+    absence_fees: dict[int, int]
+    keeper_fees: dict[int, int]
     rewards: dict[int, int]
     total_seconds: float
+
+    @property
+    def round_rewards(self) -> dict[int, int]:
+        """What each client claimed for being in a round's U: its claims less the keeper
+        fees it was credited for advancing phases (clients with nothing left out)."""
+        out = {u: v - self.keeper_fees.get(u, 0) for u, v in self.rewards.items()}
+        return {u: v for u, v in out.items() if v}
 
     @property
     def final_accuracy(self) -> float:
@@ -364,8 +376,11 @@ class Demo:
             stake=STAKE,
             slash_amount=SLASH,
             reward_per_round=REWARD_PER_ROUND,
-            reward_pool=REWARD_PER_ROUND * cfg.rounds,
+            reward_pool=(REWARD_PER_ROUND + KEEPER_FEE) * cfg.rounds,
             aggregator_bond=AGGREGATOR_BOND,
+            absence_fee=ABSENCE_FEE,
+            keeper_fee=KEEPER_FEE,
+            challenge_blocks=blocks,
         )
         self.identities = {
             u: Identity.generate(
@@ -467,6 +482,9 @@ class Demo:
             if self.participants.get(u) is not None:
                 self.participants[u] = None
                 self.metrics.note(r, f"client {self.ids[u]} killed at {phase.name}")
+        if phase is Phase.ENDED:  # let the last round's challenge window pass before claims
+            assert self.chain is not None
+            self.chain.mine(self.contracts.params(self.task_id).challenge_blocks)
         if (r, phase) in self.config.aggregator_crashes:
             self.aggregator = self._aggregator()
             self.metrics.note(r, f"aggregator killed at {phase.name} and restarted")
@@ -492,12 +510,15 @@ class Demo:
         self._outages.clear()
         return True
 
-    def _step(self, r: int, agent: Participant | KeyHolder | Aggregator) -> bool:
-        """One agent's step. Participants leave a round on any error themselves; the
-        aggregator and key holder keep no state, so an unreachable store only makes them wait
-        and try again at the next step. A node that does not answer makes every agent wait."""
+    def _step(
+        self, r: int, agent: Participant | KeyHolder | Aggregator, *, keep: bool = False
+    ) -> bool:
+        """One agent's step: it acts on the current phase, or (``keep``) ends the phase if it
+        is due. Participants leave a round on any error themselves; the aggregator and key
+        holder keep no state, so an unreachable store only makes them wait and try again at
+        the next step. A node that does not answer makes every agent wait."""
         try:
-            return agent.step()
+            return agent.keep() if keep else agent.act()
         except NodeUnavailableError as exc:  # before acting (its ledger could not sync)
             self.metrics.note(r, f"{type(agent).__name__.lower()} waits for the chain: {exc}")
             return False
@@ -535,14 +556,31 @@ class Demo:
             acted = [self._step(now[0], agent) for agent in list(self.agents())]
             if now[1] is Phase.ENDED:
                 break
-            if not any(acted) and not self._end_outage(now[0]):
-                self.contracts.advance_when_possible(self.owner, self.task_id)
+            if any(acted) or self._end_outage(now[0]):
+                continue
+            # every agent is idle: the first that finds the phase due ends it (the next
+            # iteration then opens the new phase, faults first, before anyone acts in it)
+            if not any(self._step(now[0], agent, keep=True) for agent in list(self.agents())):
+                self._let_time_pass()
         self._end_outage(self.ledger.round)  # the report reads the models back
+        for account in (self.owner, self.aggregator_account):  # keeper fees they were credited
+            if self.contracts.credit_of(self.task_id, account.address):
+                self.contracts.claim_rewards(account, self.task_id)
         if self.contracts.pool_of(self.task_id):
             self.contracts.withdraw_pool(self.owner, self.task_id)
         if self.contracts.bond_of(self.task_id):
             self.contracts.withdraw_bond(self.aggregator_account, self.task_id)
         return self._report(phase_seconds, self.clock() - start)
+
+    def _let_time_pass(self) -> None:
+        """Every agent is idle: mine past the phase's deadline, so that the agents end it
+        themselves at their next step (they are the keepers). Only if none of them can (all
+        participants dead and the phase is due already) does the owner call ``advance``."""
+        if phase_is_due(self.contracts, self.ledger):
+            self.contracts.advance(self.owner, self.task_id)
+            return
+        assert self.chain is not None
+        self.chain.mine(max(1, self.ledger.deadline - self.chain.block_number + 1))
 
     # -- reporting -----------------------------------------------------------------------------
     def _accuracy(self, weights: np.ndarray[Any, Any]) -> float:
@@ -616,6 +654,8 @@ class Demo:
             },
             stakes_returned=self._amounts("StakeWithdrawn"),
             slashed=self._amounts("Slashed"),
+            absence_fees=self._amounts("AbsenceCharged"),
+            keeper_fees=self._amounts("KeeperCredited"),
             rewards=self._amounts("RewardClaimed"),
             total_seconds=total,
         )

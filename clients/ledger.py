@@ -26,13 +26,23 @@ __all__ = ["RoundPostings", "TaskLedger"]
 
 @dataclass
 class RoundPostings:
-    """What members posted in one round, by address; CIDs as canonical strings."""
+    """What members posted in one round, by address; CIDs as canonical strings.
+
+    ``shares_fixed`` / ``inputs_fixed``: the aggregator has fixed which share bundles / revealed
+    inputs it could not fetch (``withheld_shares`` / ``withheld_inputs``); everyone leaves
+    those out, whatever the store serves them (``RoundCoordinator.declareUnavailable``).
+    """
 
     shares: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     committed: set[str] = field(default_factory=set)
     reveals: dict[str, str] = field(default_factory=dict)
     unmasks: dict[str, str] = field(default_factory=dict)
     slashed: set[str] = field(default_factory=set)
+    withheld_shares: set[str] = field(default_factory=set)
+    withheld_inputs: set[str] = field(default_factory=set)
+    flags: set[str] = field(default_factory=set)  # members who flagged the finalized round
+    shares_fixed: bool = False
+    inputs_fixed: bool = False
     closed_reveal: bool = False
     outcome: str | None = None  # "finalized" | "failed"
     failed_phase: Phase | None = None
@@ -55,7 +65,8 @@ class TaskLedger:
         self.deadline = 0
         self.rounds: dict[int, RoundPostings] = {}
         self.models: dict[int, tuple[str, bytes]] = {}
-        self.amounts: dict[str, dict[str, int]] = {}  # Slashed/RewardClaimed/StakeWithdrawn
+        self.amounts: dict[str, dict[str, int]] = {}  # Slashed/AbsenceCharged/RewardClaimed/...
+        self.ejected: set[str] = set()
         self._spec: TaskSpec | None = None
         self._protocol: Protocol[Any] | None = None
         self._blobs: tuple[int, dict[str, bytes]] = (0, {})  # (round, CID -> blob)
@@ -97,8 +108,21 @@ class TaskLedger:
         elif name == "Slashed":
             self.postings(a["round"]).slashed.add(a["participant"])
             self._add_amount(name, a["participant"], a["amount"])
-        elif name in ("RewardClaimed", "StakeWithdrawn"):
+        elif name in ("RewardClaimed", "StakeWithdrawn", "AbsenceCharged"):
             self._add_amount(name, a["participant"], a["amount"])
+        elif name == "KeeperCredited":
+            self._add_amount(name, a["keeper"], a["amount"])
+        elif name == "RoundFlagged":
+            self.postings(a["round"]).flags.add(a["member"])
+        elif name == "MemberEjected":
+            self.ejected.add(a["participant"])
+        elif name == "Unavailable":
+            postings = self.postings(a["round"])
+            withheld = {self.members[i] for i in a["withheld"]}
+            if Phase(a["phase"]) is Phase.COMMIT:
+                postings.shares_fixed, postings.withheld_shares = True, withheld
+            else:
+                postings.inputs_fixed, postings.withheld_inputs = True, withheld
         elif name == "RoundFailed":
             postings = self.postings(a["round"])
             postings.outcome, postings.failed_phase = "failed", Phase(a["phase"])
@@ -122,6 +146,20 @@ class TaskLedger:
         except ValueError:
             raise AgentError(f"{address} is not registered in task {self.task_id}") from None
 
+    def blob(self, store: Store, round: int, cid: str) -> bytes:
+        """The blob ``cid`` posted in ``round``, fetched from ``store`` once per ledger (blobs
+        are content-addressed, so the current round's are kept)."""
+        if self._blobs[0] != round:
+            self._blobs = (round, {})
+        cache = self._blobs[1]
+        if cid not in cache:
+            cache[cid] = store.get(cid)
+        return cache[cid]
+
+    def member(self, id: int) -> str:
+        """The address of client ``id``."""
+        return self.members[id]
+
     def spec(self, store: Store) -> TaskSpec:
         """The task's spec, fetched once by the CID its ``paramsHash`` names."""
         if self._spec is None:
@@ -140,11 +178,14 @@ class TaskLedger:
         return Session(self._session_id, self.spec(store).dim, round)
 
     def survivors(self, round: int) -> frozenset[int]:
-        """U of ``round`` (valid reveals; empty until Reveal closed)."""
+        """U of ``round``: valid reveals, less the inputs the aggregator declared unavailable
+        (empty until Reveal closed)."""
         postings = self.postings(round)
         if not postings.closed_reveal:
             return frozenset()
-        return frozenset(self.id_of(a) for a in postings.reveals)
+        return frozenset(
+            self.id_of(a) for a in postings.reveals if a not in postings.withheld_inputs
+        )
 
     def latest_model(self, before: int) -> tuple[int, str, bytes]:
         """(round, CID, sha256) of the newest model from a round before ``before``."""
@@ -160,29 +201,33 @@ class TaskLedger:
         """The round's public data with its blobs fetched from ``store``.
 
         ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and unmask blobs.
-        The round's blobs are fetched once per ledger (they are content-addressed).
+        The round's blobs are fetched once per ledger (they are content-addressed). Blobs the
+        aggregator declared unavailable are left out: no party fetches them, so nobody's view
+        depends on who is served what.
+
+        Raises
+        ------
+        NotFoundError
+            A blob declared available is not found (this party cannot act on the round).
         """
         postings = self.postings(round)
         by_id = {self.id_of(a): v for a, v in postings.shares.items()}
-        if self._blobs[0] != round:  # blobs are immutable: keep the current round's
-            self._blobs = (round, {})
-        cache = self._blobs[1]
+        bundles = {
+            a: c for a, (_, c) in postings.shares.items() if a not in postings.withheld_shares
+        }
 
         def fetch(cids: Iterable[tuple[str, str]]) -> dict[int, bytes]:
-            out = {}
-            for address, cid in cids:
-                if cid not in cache:
-                    cache[cid] = store.get(cid)
-                out[self.id_of(address)] = cache[cid]
-            return out
+            return {self.id_of(address): self.blob(store, round, cid) for address, cid in cids}
 
         survivors = self.survivors(round)
         return RoundRecord(
             self.session(store, round),
             tuple(self.agreement_keys),
             masking_keys={u: key for u, (key, _) in by_id.items()},
-            bundles=fetch((a, c) for a, (_, c) in postings.shares.items()) if shares else {},
-            inputs=fetch(postings.reveals.items()) if outcome else {},
+            bundles=fetch(bundles.items()) if shares else {},
+            inputs=fetch((a, postings.reveals[a]) for a in map(self.member, survivors))
+            if outcome
+            else {},
             survivors=survivors,
             unmasks=fetch(postings.unmasks.items()) if outcome else {},
         )

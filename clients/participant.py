@@ -8,12 +8,14 @@ ShareKeys
     registry (:func:`~secagg.clients.replay.server_keys`); the resulting ShareKeys message is
     the bundle. Posts ``shareKeys(s_u^PK, bundle CID)``.
 Commit
-    fetches the latest global model, trains, and encodes the update (masked with the shares
-    its neighbours posted, or encrypted, or plain); commits to the blob's CID.
+    waits until the aggregator has fixed which share bundles were unavailable (masking
+    tasks); fetches the latest global model, trains, and encodes the update (masked with the
+    shares its neighbours posted, or encrypted, or plain); commits to the blob's CID.
 Reveal
     opens the commitment.
 Unmask
-    answers the unmask request for the on-chain U.
+    waits until the aggregator has fixed which revealed inputs were unavailable, then answers
+    the unmask request for the on-chain U (less those inputs).
 Ended
     claims rewards and withdraws its stake.
 
@@ -45,6 +47,7 @@ from secagg.randomness import RandomSource
 from secagg.store import Store, to_bytes
 from secagg.wire import Message
 
+from .keeper import advance_if_due
 from .ledger import TaskLedger
 from .metrics import PARTICIPANTS, Metrics
 from .models import ModelBlob
@@ -166,13 +169,23 @@ class Participant:
 
     # -- following -----------------------------------------------------------------------------
     def step(self) -> bool:
+        """Act on the chain's current phase if not done yet, else end the phase if it is due;
+        True when something was done."""
+        return self.act() or self.keep()
+
+    def keep(self) -> bool:
+        """End the current phase if it is due (:func:`~secagg.clients.keeper.advance_if_due`):
+        every agent is a keeper; True when this call ended it."""
+        return advance_if_due(self.contracts, self.ledger, self.identity.account)
+
+    def act(self) -> bool:
         """Act on the chain's current phase if not done yet; True when something was done."""
         self.ledger.sync()
         r, phase = self.ledger.round, self.ledger.phase
         if (r, phase) in self._acted or self.address not in self.ledger.members:
             return False
         self._acted.add((r, phase))
-        action = {
+        action: Callable[[int], bool | None] | None = {
             Phase.SHARE_KEYS: self._share_keys,
             Phase.COMMIT: self._commit,
             Phase.REVEAL: self._reveal,
@@ -182,7 +195,11 @@ class Participant:
         if action is None:
             return False
         try:
-            return action(r)
+            done = action(r)
+            if done is None:  # waiting for the aggregator's availability declaration
+                self._acted.discard((r, phase))
+                return False
+            return done
         except (SecAggError, ChainError) as exc:  # this client drops out of the round
             self._state = None
             self.metrics.note(r, f"client {self.id} left at {phase.name}: {exc}")
@@ -230,12 +247,17 @@ class Participant:
         self._timed_post(r, Phase.SHARE_KEYS, t0, bundle, int(receipt["gasUsed"]))
         return True
 
-    def _commit(self, r: int) -> bool:
+    def _commit(self, r: int) -> bool | None:
         proto = self._protocol()
         masking = isinstance(proto, SecAggPlus)
         state = self._current(r)
         if masking and (state is None or state.machine is None):
             return False  # joined mid-round: no shares posted, nothing to commit to
+        postings = self.ledger.postings(r)
+        if masking and not postings.shares_fixed:
+            return None
+        if self.address in postings.withheld_shares:
+            raise AbortError("bundle-withheld", "the aggregator could not fetch this bundle")
         update, weight = self._train(r)
         t0 = self.clock()
         message: Message | None
@@ -297,10 +319,14 @@ class Participant:
         self._timed_post(r, Phase.REVEAL, t0, b"", int(receipt["gasUsed"]))
         return True
 
-    def _unmask(self, r: int) -> bool:
+    def _unmask(self, r: int) -> bool | None:
         state = self._current(r)
         proto = self._protocol()
-        if state is None or state.machine is None or self.id not in self.ledger.survivors(r):
+        if state is None or state.machine is None:
+            return False
+        if not self.ledger.postings(r).inputs_fixed:
+            return None  # U is final only once the aggregator fixed the inputs' availability
+        if self.id not in self.ledger.survivors(r):
             return False
         assert isinstance(proto, SecAggPlus)
         t0 = self.clock()

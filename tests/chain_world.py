@@ -17,6 +17,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from secagg.chain import Chain, Contracts, Phase, TaskParams, deploy, protocol_id
+from secagg.chain.contracts import Availability
 from secagg.randomness import SeededRandom
 
 TOKENS = 10_000
@@ -128,8 +129,23 @@ class World:
                 account, task, salt(account.address)[::-1], cid(account.address)
             )
 
+    def declare(self, task: int, withheld: tuple[int, ...] = ()) -> None:
+        """The aggregator fixes the current stage's unavailable blobs, unless it has already
+        (the honest run: everything was fetched)."""
+        state = self.contracts.state(task)
+        stage = {
+            Phase.COMMIT: Availability.SHARES_FIXED,
+            Phase.UNMASK: Availability.INPUTS_FIXED,
+            Phase.FINALIZE: Availability.INPUTS_FIXED,
+        }.get(state.phase)
+        if stage is None or (stage is Availability.SHARES_FIXED and not state.has_share_keys):
+            return
+        if state.availability < stage:
+            self.contracts.declare_unavailable(self.aggregator, task, withheld)
+
     def commit(self, task: int, accounts: list[LocalAccount]) -> None:
         round_ = self.contracts.state(task).round
+        self.declare(task)
         for account in accounts:
             key = (task, round_, account.address)
             self.reveals[key] = (cid(f"masked/{key}"), salt(key))
@@ -142,6 +158,7 @@ class World:
             self.contracts.reveal(account, task, *self.reveals[(task, round_, account.address)])
 
     def unmask(self, task: int, accounts: list[LocalAccount]) -> None:
+        self.declare(task)
         for account in accounts:
             self.contracts.post_unmask(account, task, cid(f"unmask/{account.address}"))
 
@@ -169,8 +186,13 @@ class World:
         self.unmask(task, unmask)
         self.finish_phase(task)  # early when everyone in U posted
         if finalize:
-            round_ = self.contracts.state(task).round
-            model = f"model-{round_}".encode()
-            self.contracts.finalize_round(
-                self.aggregator, task, cid(model.decode()), hashlib.sha256(model).digest()
-            )
+            self.finalize(task)
+
+    def finalize(self, task: int) -> None:
+        """The aggregator posts the round's model (fixing the inputs' availability first)."""
+        self.declare(task)
+        round_ = self.contracts.state(task).round
+        model = f"model-{round_}".encode()
+        self.contracts.finalize_round(
+            self.aggregator, task, cid(model.decode()), hashlib.sha256(model).digest()
+        )

@@ -14,7 +14,16 @@ import pytest
 from secagg import wire
 from secagg.chain import Phase
 from secagg.clients.aggregator import Aggregator
-from secagg.clients.demo import REWARD_PER_ROUND, SLASH, STAKE, Demo, DemoConfig, DemoResult, Fault
+from secagg.clients.demo import (
+    ABSENCE_FEE,
+    REWARD_PER_ROUND,
+    SLASH,
+    STAKE,
+    Demo,
+    DemoConfig,
+    DemoResult,
+    Fault,
+)
 from secagg.clients.errors import VerificationError
 from secagg.clients.models import ModelBlob
 from secagg.clients.participant import Participant
@@ -60,7 +69,7 @@ def test_rounds_finalize_verify_and_settle(baseline: DemoResult) -> None:
         assert abs(r.accuracy - r.plain_accuracy) <= 0.01
     assert baseline.slashed == {}
     assert baseline.stakes_returned == dict.fromkeys(range(6), STAKE)
-    assert baseline.rewards == dict.fromkeys(range(6), 2 * reward(baseline, 6))
+    assert baseline.round_rewards == dict.fromkeys(range(6), 2 * reward(baseline, 6))
     assert baseline.final_accuracy > baseline.initial_accuracy + 0.2
 
 
@@ -93,10 +102,12 @@ def test_a_client_killed_at_any_phase_is_recovered(phase: Phase) -> None:
     assert r.accuracy is not None and r.plain_accuracy is not None
     assert abs(r.accuracy - r.plain_accuracy) <= 0.01
     slashed = {2: SLASH} if phase is Phase.REVEAL else {}  # committed, never revealed
+    absent = {2: ABSENCE_FEE} if phase is Phase.SHARE_KEYS else {}  # posted nothing
     assert result.slashed == slashed
-    assert result.stakes_returned[2] == STAKE - slashed.get(2, 0)
-    paid = reward(result, len(r.survivors), sum(slashed.values()))
-    assert result.rewards == {u: paid for u in r.survivors}
+    assert result.absence_fees == absent
+    assert result.stakes_returned[2] == STAKE - slashed.get(2, 0) - absent.get(2, 0)
+    paid = reward(result, len(r.survivors), sum(slashed.values()) + sum(absent.values()))
+    assert result.round_rewards == {u: paid for u in r.survivors}
 
 
 def test_too_few_reveals_fail_the_round_cleanly_and_the_next_one_goes_on() -> None:
@@ -106,7 +117,7 @@ def test_too_few_reveals_fail_the_round_cleanly_and_the_next_one_goes_on() -> No
     assert first.outcome == "failed at REVEAL" and first.verified is None
     assert second.outcome == "finalized" and second.verified
     assert result.slashed == {}  # they never committed
-    assert result.rewards == dict.fromkeys(range(6), reward(result, 6))
+    assert result.round_rewards == dict.fromkeys(range(6), reward(result, 6))
 
 
 def test_too_few_unmask_shares_abort_and_nobody_is_paid_for_the_round() -> None:
@@ -117,7 +128,7 @@ def test_too_few_unmask_shares_abort_and_nobody_is_paid_for_the_round() -> None:
     assert any("too-few-shares" in note for note in first.notes), first.notes
     assert second.outcome == "finalized" and second.verified
     assert result.slashed == {}  # they revealed: dropping later is not slashed
-    assert result.rewards == dict.fromkeys(range(6), reward(result, 6))
+    assert result.round_rewards == dict.fromkeys(range(6), reward(result, 6))
 
 
 @pytest.mark.parametrize(

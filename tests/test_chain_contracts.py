@@ -393,6 +393,7 @@ def test_a_commitment_opens_only_in_the_task_it_was_made_for(world: World) -> No
         world.share(task, world.participants)
         world.finish_phase(task)
     world.commit(first, [a])
+    world.declare(second)
     c.commit(a, second, c.commitment_of(first, a.address, 1))
     world.finish_phase(first)
     world.finish_phase(second)

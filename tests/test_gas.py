@@ -4,7 +4,9 @@ timing)."""
 
 from __future__ import annotations
 
-from secagg.chain.gas import GOAL, PER_ROUND, measure_gas
+from secagg.chain.gas import GOAL, PER_ROUND, TX_CAP, WORST, measure_gas
+
+MAX_PARTICIPANTS = 512  # RoundCoordinator.MAX_PARTICIPANTS
 
 
 def test_per_participant_round_gas_meets_the_goal() -> None:
@@ -23,3 +25,15 @@ def test_finalize_costs_the_same_whatever_the_number_of_participants() -> None:
     small, large = measure_gas(num_participants=3, num_rounds=1), measure_gas(12, 1)
     assert large.used["finalizeRound"] == small.used["finalizeRound"]
     assert large.used["claimRewards"] == small.used["claimRewards"][:1] * 12
+
+
+def test_the_largest_transaction_at_max_participants_is_under_half_the_cap() -> None:
+    """The worst walks (everyone slashed; everyone absent and ejected) grow linearly with the
+    members; extrapolated from 4 and 12 to MAX_PARTICIPANTS they stay under 50% of EIP-7825's
+    cap (GAS.md measures 512 itself)."""
+    small, large = measure_gas(4, 2, worst=True), measure_gas(12, 2, worst=True)
+    for name in WORST:
+        slope = (large.used[name][0] - small.used[name][0]) / 8
+        assert slope > 0
+        at_max = large.used[name][0] + slope * (MAX_PARTICIPANTS - 12)
+        assert at_max < TX_CAP / 2, (name, at_max)

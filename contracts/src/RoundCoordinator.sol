@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {KeyRegistry} from "./KeyRegistry.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 
@@ -14,7 +15,17 @@ import {ModelRegistry} from "./ModelRegistry.sol";
 ///
 ///         The valid reveals of a round are its survivor set U. U is fixed on chain and the
 ///         same for everyone, so the aggregator cannot lie about who dropped out (this
-///         replaces SecAgg's consistency round). Unmasking shares are accepted from members of
+///         replaces SecAgg's consistency round).
+///
+///         Data availability: blobs live off chain, and a member can post the CID of a blob
+///         it serves to some parties and not to others. So that everyone still acts on one
+///         view, the aggregator fixes on chain, once per stage, which posted blobs it could
+///         not fetch (`declareUnavailable`): the share bundles before any commit is accepted,
+///         the revealed inputs before any unmask share is accepted (or, without an Unmask
+///         phase, before the model is). Those members are out of the round for everyone:
+///         a withheld bundle cannot commit, a withheld input leaves U and earns nothing.
+///         Every honest client derives its unmask answer from this one on-chain U, so it
+///         never reveals both kinds of share for a member, whatever anyone serves to whom. Unmasking shares are accepted from members of
 ///         U only. Survivors of a finalized round share the round's reward; participants who
 ///         committed but never revealed are slashed, and what they lose goes to the survivors
 ///         of the next finalized round (never to the owner, who sets the rules: slashing must
@@ -41,13 +52,24 @@ contract RoundCoordinator is ReentrancyGuard {
     }
 
     /// @dev A participant's progress in the round `Member.round`; read as `None` in any other.
+    ///      `SharesWithheld` / `InputWithheld`: the aggregator declared its share bundle / its
+    ///      revealed input unavailable (`declareUnavailable`); the latter is out of U.
     enum Status {
         None,
         Shared,
         Committed,
         Revealed,
         Unmasked,
-        Slashed
+        Slashed,
+        SharesWithheld,
+        InputWithheld
+    }
+
+    /// @dev What the aggregator has fixed of the round's data availability (declared once each).
+    enum Availability {
+        Open,
+        SharesFixed,
+        InputsFixed
     }
 
     /// @notice The loop over participants that runs when a reveal phase closes is the only
@@ -86,6 +108,10 @@ contract RoundCoordinator is ReentrancyGuard {
         uint128 rewardPerRound; // split equally among the survivors of each finalized round
         uint128 rewardPool; // deposited by the owner at creation
         uint128 aggregatorBond; // posted by the aggregator in Registration (0: no bond)
+        uint128 absenceFee; // taken from a member who skips a round's first phase (<= slashAmount)
+        bytes32 allowlistRoot; // Merkle root of the accounts allowed to register (0: anyone)
+        uint128 keeperFee; // from the pool to whoever runs a round's walk over the members (<= rewardPerRound)
+        uint32 challengeBlocks; // after a finalize, members may flag the round; rewards wait (0: none)
     }
 
     /// @dev One slot, read (and mostly written) by every participant call.
@@ -99,6 +125,7 @@ contract RoundCoordinator is ReentrancyGuard {
         bool hasShareKeys;
         uint32 lastPaid; // the latest round that recorded a payout to its U (0: none yet)
         bool unmaskComplete; // every member of U posted its unmask shares this round
+        Availability availability; // what the aggregator has fixed this round
     }
 
     struct Task {
@@ -107,17 +134,20 @@ contract RoundCoordinator is ReentrancyGuard {
         uint128 pool; // the owner's deposit not yet paid out
         uint128 slashed; // slashed stake not yet paid out: the next finalized round's survivors'
         uint128 bond; // the aggregator's bond still held
+        uint32 ejected; // members whose stake slashing and absence fees took to zero
         State state;
     }
 
-    /// @dev One slot: index (1-based, 0 = not registered), round of `status`, stake, and the
-    ///      last round whose reward the member has claimed.
+    /// @dev One slot: index (1-based, 0 = not registered), round of `status`, stake, the
+    ///      last round whose reward the member has claimed, and whether it was ejected (its
+    ///      stake reached zero: it can no longer act in the task).
     struct Member {
         uint32 index;
         uint32 round;
         Status status;
         uint128 stake;
         uint32 claimedThrough;
+        bool ejected;
     }
 
     error UnknownTask(uint256 taskId);
@@ -141,6 +171,14 @@ contract RoundCoordinator is ReentrancyGuard {
     error NothingToWithdraw(uint256 taskId, address account);
     error UnsupportedToken(address token, uint256 expected, uint256 received);
     error BondAlreadyPosted(uint256 taskId);
+    error NotAllowed(uint256 taskId, address account);
+    error Ejected(uint256 taskId, address account);
+    error AvailabilityPending(uint256 taskId, uint32 round);
+    error AvailabilityFixed(uint256 taskId, uint32 round);
+    error NotWithholdable(uint256 taskId, uint32 round, uint32 index);
+    error BlobWithheld(uint256 taskId, uint32 round, address account);
+    error NotFlaggable(uint256 taskId, uint32 round);
+    error AlreadyFlagged(uint256 taskId, uint32 round, address account);
 
     event TaskCreated(
         uint256 indexed taskId, address indexed owner, address indexed aggregator, bytes32 protocolId, bytes32 paramsHash
@@ -156,6 +194,11 @@ contract RoundCoordinator is ReentrancyGuard {
     event Revealed(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
     event UnmaskPosted(uint256 indexed taskId, uint32 indexed round, address indexed participant, bytes cid);
     event Slashed(uint256 indexed taskId, uint32 indexed round, address indexed participant, uint256 amount);
+    event AbsenceCharged(uint256 indexed taskId, uint32 indexed round, address indexed participant, uint256 amount);
+    event MemberEjected(uint256 indexed taskId, uint32 indexed round, address indexed participant);
+    event RoundFlagged(uint256 indexed taskId, uint32 indexed round, address indexed member, uint32 flags);
+    event KeeperCredited(uint256 indexed taskId, uint32 indexed round, address indexed keeper, uint256 amount);
+    event Unavailable(uint256 indexed taskId, uint32 indexed round, Phase phase, uint32[] withheld);
     event RoundFailed(uint256 indexed taskId, uint32 indexed round, Phase phase);
     event RoundFinalized(uint256 indexed taskId, uint32 indexed round, uint32 survivors, uint256 rewardPerSurvivor);
     event SlashedStakeBurned(uint256 indexed taskId, uint256 amount);
@@ -175,7 +218,12 @@ contract RoundCoordinator is ReentrancyGuard {
     mapping(uint256 taskId => Task) private _tasks;
     mapping(uint256 taskId => mapping(address account => Member)) private _members;
     mapping(uint256 taskId => mapping(address account => bytes32)) private _commitments;
-    mapping(uint256 taskId => mapping(uint32 round => uint256)) private _rewardPerSurvivor;
+    /// @dev Per paid round: the amount per survivor (low 128 bits) and the first block from
+    ///      which it can be claimed (the end of the challenge window; high bits).
+    mapping(uint256 taskId => mapping(uint32 round => uint256)) private _payouts;
+    mapping(uint256 taskId => mapping(uint32 round => uint32)) private _flags;
+    mapping(uint256 taskId => mapping(uint32 round => mapping(address account => bool))) private _flagged;
+    mapping(uint256 taskId => mapping(address account => uint256)) private _keeperCredit;
     mapping(uint256 taskId => mapping(uint32 round => uint256[])) private _survivorBits;
 
     constructor(IERC20 token_) {
@@ -255,17 +303,28 @@ contract RoundCoordinator is ReentrancyGuard {
 
     /// @notice Registers the caller for a task with its public keys, locking the task's stake
     ///         (approve the coordinator for it first). The keys are bound to `msg.sender`.
-    function register(uint256 taskId, bytes32 agreementKey, bytes calldata heContextCid) external nonReentrant {
+    ///         A task with an allowlist takes only accounts in it: `proof` is the Merkle proof
+    ///         of the leaf keccak256(keccak256(abi.encode(account))) under `allowlistRoot`
+    ///         (OpenZeppelin's StandardMerkleTree; empty for open tasks).
+    function register(uint256 taskId, bytes32 agreementKey, bytes calldata heContextCid, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
         Task storage t = _task(taskId);
         State storage s = t.state;
         _requireOpen(taskId, s, Phase.Registration);
         Member storage m = _members[taskId][msg.sender];
         if (m.index != 0) revert AlreadyRegistered(taskId, msg.sender);
         if (s.acted >= t.params.maxParticipants) revert TaskFull(taskId, t.params.maxParticipants);
+        bytes32 root = t.params.allowlistRoot;
+        if (root != bytes32(0)) {
+            bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(msg.sender))));
+            if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert NotAllowed(taskId, msg.sender);
+        }
         uint128 stake = t.params.stake;
         _checkFunds(stake, true);
         uint32 index = keyRegistry.record(taskId, msg.sender, agreementKey, heContextCid);
-        _members[taskId][msg.sender] = Member(index, 0, Status.None, stake, 0);
+        _members[taskId][msg.sender] = Member(index, 0, Status.None, stake, 0, false);
         _commitments[taskId][msg.sender] = PLACEHOLDER;
         s.acted += 1;
         emit Registered(taskId, msg.sender, index, agreementKey, heContextCid);
@@ -284,10 +343,16 @@ contract RoundCoordinator is ReentrancyGuard {
     }
 
     /// @notice Commit: posts the commitment to the masked input's CID (see `commitmentFor`).
+    ///         With a ShareKeys phase, only once the aggregator has fixed which bundles were
+    ///         unavailable, and only by a member whose bundle was not among them.
     function commit(uint256 taskId, bytes32 commitment) external {
         (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Commit);
+        if (current == Status.SharesWithheld) revert BlobWithheld(taskId, round, msg.sender);
         if (current >= Status.Committed) revert DuplicateCommit(taskId, round, msg.sender);
-        if (s.hasShareKeys && current != Status.Shared) revert SharesMissing(taskId, round, msg.sender);
+        if (s.hasShareKeys) {
+            if (s.availability != Availability.SharesFixed) revert AvailabilityPending(taskId, round);
+            if (current != Status.Shared) revert SharesMissing(taskId, round, msg.sender);
+        }
         m.round = round;
         m.status = Status.Committed;
         _commitments[taskId][msg.sender] = commitment;
@@ -307,9 +372,11 @@ contract RoundCoordinator is ReentrancyGuard {
     }
 
     /// @notice Unmask: a member of U posts the CID of its unmasking shares (self-mask seed
-    ///         shares for members of U, masking-key shares for neighbours not in U).
+    ///         shares for members of U, masking-key shares for neighbours not in U), once the
+    ///         aggregator has fixed which revealed inputs were unavailable (they left U).
     function postUnmask(uint256 taskId, bytes calldata cid) external {
         (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Unmask);
+        if (s.availability != Availability.InputsFixed) revert AvailabilityPending(taskId, round);
         if (current == Status.Unmasked) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Revealed) revert NotSurvivor(taskId, round, msg.sender);
         m.status = Status.Unmasked;
@@ -317,16 +384,18 @@ contract RoundCoordinator is ReentrancyGuard {
         emit UnmaskPosted(taskId, round, msg.sender, cid);
     }
 
-    /// @notice Pays the caller what it earned in the rounds paid since its last claim (any
-    ///         time): for each round whose U holds the caller, the round's reward per survivor
-    ///         (or, for a round the aggregator failed to finalize, its forfeited bond's share).
+    /// @notice Pays the caller what it earned in the rounds paid since its last claim whose
+    ///         challenge window has passed (any time): for each round whose U holds the caller,
+    ///         the round's reward per survivor (or, for a round the aggregator failed to
+    ///         finalize, its forfeited bond's share); plus the keeper fees credited to it.
     function claimRewards(uint256 taskId) external nonReentrant {
         Task storage t = _task(taskId);
         Member storage m = _members[taskId][msg.sender];
-        uint32 last = t.state.lastPaid;
-        uint256 amount = _earned(taskId, m, last);
+        (uint256 amount, uint32 through) = _earned(taskId, m, t.state.lastPaid);
+        amount += _keeperCredit[taskId][msg.sender];
         if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
-        m.claimedThrough = last;
+        if (m.index != 0) m.claimedThrough = through;
+        _keeperCredit[taskId][msg.sender] = 0;
         emit RewardClaimed(taskId, msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
@@ -355,14 +424,58 @@ contract RoundCoordinator is ReentrancyGuard {
         if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
         State storage s = t.state;
         _requireOpen(taskId, s, Phase.Finalize);
-        if (modelCid.length == 0) revert InvalidParameter("modelCid");
         uint32 round = s.round;
+        if (s.availability != Availability.InputsFixed) revert AvailabilityPending(taskId, round);
+        if (modelCid.length == 0) revert InvalidParameter("modelCid");
         modelRegistry.record(taskId, round, modelCid, modelSha256);
         uint256 perSurvivor = _takeReward(t, s.survivors);
-        if (perSurvivor != 0) _rewardPerSurvivor[taskId][round] = perSurvivor;
+        _payouts[taskId][round] = perSurvivor | (uint256(block.number + t.params.challengeBlocks) << 128);
         s.lastPaid = round;
         emit RoundFinalized(taskId, round, s.survivors, perSurvivor);
         _nextRound(taskId, t);
+    }
+
+    /// @notice The aggregator fixes, once per stage, which of the round's posted blobs it
+    ///         could not fetch (registration indices, 0-based; usually none). Stage 1, in
+    ///         Commit (tasks with ShareKeys): share bundles; those members cannot commit.
+    ///         Stage 2, in Unmask (or in Finalize for tasks without Unmask): revealed inputs;
+    ///         those members leave U (no reward, no slashing: the chain cannot tell a
+    ///         withholder from a member the aggregator censors). Commits, unmask shares and
+    ///         the model are accepted only after the stage is fixed, so every party acts on
+    ///         the same sets. If fewer than `threshold` members are left in U the round fails.
+    function declareUnavailable(uint256 taskId, uint32[] calldata withheld) external {
+        Task storage t = _task(taskId);
+        if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
+        State storage s = t.state;
+        Phase phase = s.phase;
+        bool shares = phase == Phase.Commit && s.hasShareKeys;
+        bool inputs = phase == Phase.Unmask || (phase == Phase.Finalize && !s.hasShareKeys);
+        if (!shares && !inputs) revert WrongPhase(taskId, s.hasShareKeys ? Phase.Commit : Phase.Finalize, phase);
+        _requireOpen(taskId, s, phase);
+        Availability stage = shares ? Availability.SharesFixed : Availability.InputsFixed;
+        uint32 round = s.round;
+        if (s.availability >= stage) revert AvailabilityFixed(taskId, round);
+        s.availability = stage;
+        if (withheld.length != 0) _withhold(taskId, s, round, withheld, shares);
+        emit Unavailable(taskId, round, phase, withheld);
+        if (inputs && s.survivors < t.params.threshold) _fail(taskId, t, phase);
+    }
+
+    /// @notice Challenge window: a member flags a finalized round whose model it disputes
+    ///         (e.g. `secagg verify` recomputed another sum), until `challengeBlocks` after the
+    ///         finalize. Once per member and round; the count is public (`flagsOf`). A flag
+    ///         records the dispute for everyone who reads the model; it does not stop the
+    ///         payout after the window, which nothing on chain could judge (contracts/README.md).
+    function flagRound(uint256 taskId, uint32 round) external {
+        _task(taskId);
+        if (_members[taskId][msg.sender].index == 0) revert NotRegistered(taskId, msg.sender);
+        // a finalized round's window runs to `claimableFrom`; unpaid rounds have 0 there, and a
+        // forfeited bond is claimable at once: neither can be flagged
+        if (block.number >= _payouts[taskId][round] >> 128) revert NotFlaggable(taskId, round);
+        if (_flagged[taskId][round][msg.sender]) revert AlreadyFlagged(taskId, round, msg.sender);
+        _flagged[taskId][round][msg.sender] = true;
+        uint32 flags = ++_flags[taskId][round];
+        emit RoundFlagged(taskId, round, msg.sender, flags);
     }
 
     // ------------------------------------------------------------------ anyone
@@ -385,12 +498,19 @@ contract RoundCoordinator is ReentrancyGuard {
             if (s.acted >= p.minParticipants && bonded) _startRound(taskId, t, 1);
             else _end(taskId, t);
         } else if (phase == Phase.ShareKeys) {
-            if (s.acted < p.threshold) _fail(taskId, t, phase);
-            else _open(taskId, s, Phase.Commit, p.commitBlocks, 0);
+            if (s.acted < p.threshold) {
+                _sweep(taskId, t, false);
+                _creditKeeper(taskId, t);
+                _fail(taskId, t, phase);
+            } else {
+                _open(taskId, s, Phase.Commit, p.commitBlocks, 0);
+            }
         } else if (phase == Phase.Commit) {
             _open(taskId, s, Phase.Reveal, p.revealBlocks, 0);
         } else if (phase == Phase.Reveal) {
-            if (_closeReveal(taskId, t) < p.threshold) _fail(taskId, t, phase);
+            uint32 survivorCount = _sweep(taskId, t, true);
+            _creditKeeper(taskId, t);
+            if (survivorCount < p.threshold) _fail(taskId, t, phase);
             else if (p.unmaskBlocks != 0) _open(taskId, s, Phase.Unmask, p.unmaskBlocks, s.survivors);
             else _open(taskId, s, Phase.Finalize, p.finalizeBlocks, 0);
         } else if (phase == Phase.Unmask) {
@@ -447,13 +567,22 @@ contract RoundCoordinator is ReentrancyGuard {
     ///         (only its latest round's commitment is kept).
     function commitmentOf(uint256 taskId, address account, uint32 round) external view returns (bytes32) {
         Member storage m = _members[taskId][account];
-        if (m.round != round || m.status < Status.Committed) return bytes32(0);
+        Status st = m.status;
+        bool committed = st == Status.Committed || st == Status.Revealed || st == Status.Unmasked
+            || st == Status.Slashed || st == Status.InputWithheld;
+        if (m.round != round || !committed) return bytes32(0);
         return _commitments[taskId][account];
     }
 
     /// @notice What `claimRewards` would pay `account` now.
-    function creditOf(uint256 taskId, address account) external view returns (uint256) {
-        return _earned(taskId, _members[taskId][account], _task(taskId).state.lastPaid);
+    function creditOf(uint256 taskId, address account) external view returns (uint256 amount) {
+        (amount,) = _earned(taskId, _members[taskId][account], _task(taskId).state.lastPaid);
+        amount += _keeperCredit[taskId][account];
+    }
+
+    /// @notice How many members flagged `round` in its challenge window.
+    function flagsOf(uint256 taskId, uint32 round) external view returns (uint32) {
+        return _flags[taskId][round];
     }
 
     /// @notice U of a round whose Reveal phase has closed, in registration order.
@@ -489,8 +618,32 @@ contract RoundCoordinator is ReentrancyGuard {
         if (t.state.phase == Phase.None) revert UnknownTask(taskId);
     }
 
+    /// @dev Marks the members at `withheld` as out of the round: their bundle (`shares`) or
+    ///      their revealed input was unavailable. Each must have posted that blob this round.
+    function _withhold(uint256 taskId, State storage s, uint32 round, uint32[] calldata withheld, bool shares)
+        private
+    {
+        address[] memory all = keyRegistry.participants(taskId);
+        uint256[] storage bits = _survivorBits[taskId][round];
+        for (uint256 j = 0; j < withheld.length; ++j) {
+            uint32 i = withheld[j];
+            if (i >= all.length) revert NotWithholdable(taskId, round, i);
+            Member storage m = _members[taskId][all[i]];
+            Status posted = shares ? Status.Shared : Status.Revealed;
+            if (m.round != round || m.status != posted) revert NotWithholdable(taskId, round, i);
+            if (shares) {
+                m.status = Status.SharesWithheld;
+                continue;
+            }
+            m.status = Status.InputWithheld;
+            bits[i >> 8] &= ~(uint256(1) << (i & 255));
+            s.survivors -= 1;
+            if (s.expected != 0) s.expected -= 1; // Unmask: one fewer member to wait for
+        }
+    }
+
     /// @dev The checks every participant call starts with: the task exists, `phase` is open,
-    ///      the caller is registered; returns its status in the current round.
+    ///      the caller is registered and not ejected; returns its status in the current round.
     function _caller(uint256 taskId, Phase phase)
         private
         view
@@ -500,6 +653,7 @@ contract RoundCoordinator is ReentrancyGuard {
         _requireOpen(taskId, s, phase);
         m = _members[taskId][msg.sender];
         if (m.index == 0) revert NotRegistered(taskId, msg.sender);
+        if (m.ejected) revert Ejected(taskId, msg.sender);
         round = s.round;
         current = m.round == round ? m.status : Status.None;
     }
@@ -529,11 +683,14 @@ contract RoundCoordinator is ReentrancyGuard {
         if ((p.shareBlocks == 0) != (p.unmaskBlocks == 0)) revert InvalidParameter("unmaskBlocks");
         if (!_phaseLength(p.finalizeBlocks)) revert InvalidParameter("finalizeBlocks");
         if (p.slashAmount > p.stake) revert InvalidParameter("slashAmount");
+        if (p.absenceFee > p.slashAmount) revert InvalidParameter("absenceFee");
         // every stake slashed in full still fits `slashed`, and pool + stakes fit the balance
         if (uint256(p.stake) * p.maxParticipants + p.rewardPool + p.aggregatorBond > type(uint128).max) {
             revert InvalidParameter("stake");
         }
         if (p.rewardPerRound > p.rewardPool) revert InvalidParameter("rewardPerRound");
+        if (p.keeperFee > p.rewardPerRound) revert InvalidParameter("keeperFee");
+        if (p.challengeBlocks != 0 && !_phaseLength(p.challengeBlocks)) revert InvalidParameter("challengeBlocks");
         if (address(token).code.length == 0) revert InvalidParameter("token");
     }
 
@@ -550,13 +707,22 @@ contract RoundCoordinator is ReentrancyGuard {
         t.pool -= paid - paidFromSlashed;
     }
 
-    /// @dev The rewards of rounds (m.claimedThrough, last] whose U holds `m`.
-    function _earned(uint256 taskId, Member storage m, uint32 last) private view returns (uint256 amount) {
+    /// @dev The rewards of rounds (m.claimedThrough, through] whose U holds `m`: `through` is
+    ///      `last` or the round before the first whose challenge window is still open.
+    function _earned(uint256 taskId, Member storage m, uint32 last)
+        private
+        view
+        returns (uint256 amount, uint32 through)
+    {
         uint256 index = m.index;
-        if (index == 0) return 0;
+        through = m.claimedThrough;
+        if (index == 0) return (0, through);
         index -= 1; // bit of the member in U's bitmap (registration order)
-        for (uint32 r = m.claimedThrough + 1; r <= last; ++r) {
-            uint256 per = _rewardPerSurvivor[taskId][r];
+        for (uint32 r = through + 1; r <= last; ++r) {
+            uint256 payout = _payouts[taskId][r];
+            if (block.number < payout >> 128) break; // in its challenge window: not yet
+            through = r;
+            uint256 per = uint128(payout);
             if (per != 0 && _survivorBits[taskId][r][index >> 8] & (uint256(1) << (index & 255)) != 0) amount += per;
         }
     }
@@ -570,7 +736,7 @@ contract RoundCoordinator is ReentrancyGuard {
         uint256 perSurvivor = bond / s.survivors;
         t.bond = 0;
         t.slashed += uint128(bond - perSurvivor * s.survivors);
-        _rewardPerSurvivor[taskId][round] = perSurvivor;
+        _payouts[taskId][round] = perSurvivor | (uint256(block.number) << 128); // no window: no model
         s.lastPaid = round;
         emit BondForfeited(taskId, round, perSurvivor);
     }
@@ -612,35 +778,70 @@ contract RoundCoordinator is ReentrancyGuard {
         s.round = round;
         s.survivors = 0;
         s.unmaskComplete = false;
-        uint32 registered = uint32(keyRegistry.participantCount(taskId));
-        if (s.hasShareKeys) _open(taskId, s, Phase.ShareKeys, t.params.shareBlocks, registered);
+        s.availability = Availability.Open;
+        uint32 active = uint32(keyRegistry.participantCount(taskId)) - t.ejected;
+        if (s.hasShareKeys) _open(taskId, s, Phase.ShareKeys, t.params.shareBlocks, active);
         else _open(taskId, s, Phase.Commit, t.params.commitBlocks, 0);
     }
 
-    /// @dev Fixes U as a bitmap over registration indices and slashes those who committed
-    ///      and did not reveal.
-    function _closeReveal(uint256 taskId, Task storage t) private returns (uint32 survivorCount) {
+    /// @dev The round's one walk over the members, when its Reveal phase closes (`fixU`) or
+    ///      when it fails at ShareKeys: charges the absence fee to members who did not act in
+    ///      the round's first phase, and with `fixU` fixes U as a bitmap over registration
+    ///      indices and slashes those who committed and did not reveal. A member whose stake
+    ///      reaches zero is ejected. What is taken joins the slashed stake paid to later
+    ///      survivors (written once, after the walk).
+    function _sweep(uint256 taskId, Task storage t, bool fixU) private returns (uint32 survivorCount) {
         State storage s = t.state;
         uint32 round = s.round;
         address[] memory all = keyRegistry.participants(taskId);
         uint256[] memory bits = new uint256[]((all.length + 255) >> 8);
-        uint128 slashAmount = t.params.slashAmount;
+        uint128 taken;
+        uint32 ejected;
         for (uint256 i = 0; i < all.length; ++i) {
             Member storage m = _members[taskId][all[i]];
-            if (m.round != round) continue;
-            if (m.status == Status.Revealed) {
+            uint128 amount;
+            if (m.round != round) {
+                if (m.ejected) continue;
+                amount = _charge(m, t.params.absenceFee);
+                if (amount != 0) emit AbsenceCharged(taskId, round, all[i], amount);
+            } else if (!fixU) {
+                continue;
+            } else if (m.status == Status.Revealed) {
                 bits[i >> 8] |= uint256(1) << (i & 255);
                 ++survivorCount;
             } else if (m.status == Status.Committed) {
-                uint128 amount = m.stake < slashAmount ? m.stake : slashAmount;
-                m.stake -= amount;
                 m.status = Status.Slashed;
-                t.slashed += amount; // cannot overflow: _checkParams bounds the stakes' sum
-                emit Slashed(taskId, round, all[i], amount);
+                amount = _charge(m, t.params.slashAmount);
+                if (amount != 0) emit Slashed(taskId, round, all[i], amount);
             }
+            if (amount != 0 && m.stake == 0) {
+                m.ejected = true;
+                ++ejected;
+                emit MemberEjected(taskId, round, all[i]);
+            }
+            taken += amount; // cannot overflow: _checkParams bounds the stakes' sum
         }
+        if (taken != 0) t.slashed += taken;
+        if (ejected != 0) t.ejected += ejected;
+        if (!fixU) return 0;
         _survivorBits[taskId][round] = bits;
         s.survivors = survivorCount;
+    }
+
+    /// @dev The caller of an `advance` that walked over the members is paid for the walk's gas
+    ///      from the owner's pool (`keeperFee`, at most what is left), as a credit.
+    function _creditKeeper(uint256 taskId, Task storage t) private {
+        uint128 fee = t.params.keeperFee < t.pool ? t.params.keeperFee : t.pool;
+        if (fee == 0) return;
+        t.pool -= fee;
+        _keeperCredit[taskId][msg.sender] += fee;
+        emit KeeperCredited(taskId, t.state.round, msg.sender, fee);
+    }
+
+    /// @dev Takes up to `fee` from `m`'s stake; returns what it took.
+    function _charge(Member storage m, uint128 fee) private returns (uint128 amount) {
+        amount = m.stake < fee ? m.stake : fee;
+        if (amount != 0) m.stake -= amount;
     }
 
     function _fail(uint256 taskId, Task storage t, Phase phase) private {

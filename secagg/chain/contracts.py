@@ -50,6 +50,17 @@ class Status(enum.IntEnum):
     REVEALED = 3
     UNMASKED = 4
     SLASHED = 5
+    SHARES_WITHHELD = 6  # the aggregator declared its share bundle unavailable
+    INPUT_WITHHELD = 7  # the aggregator declared its revealed input unavailable: out of U
+
+
+class Availability(enum.IntEnum):
+    """``RoundCoordinator.Availability``: what the aggregator has fixed of a round's data
+    availability (:meth:`Contracts.declare_unavailable`)."""
+
+    OPEN = 0
+    SHARES_FIXED = 1
+    INPUTS_FIXED = 2
 
 
 def protocol_id(name: str) -> bytes:
@@ -65,6 +76,12 @@ class TaskParams:
     """``RoundCoordinator.TaskParams``; durations are in blocks, amounts in token units.
 
     ``share_blocks = 0`` and ``unmask_blocks = 0`` drop those phases (HE tasks).
+    ``absence_fee`` (at most ``slash_amount``) is taken from a member that does not act in a
+    round's first phase; ``allowlist_root`` (32 zero bytes: open task) is the Merkle root of
+    the accounts allowed to register (:mod:`secagg.chain.allowlist`). ``keeper_fee`` (at most
+    ``reward_per_round``) pays, from the pool, whoever calls the ``advance`` that walks over
+    the members; ``challenge_blocks`` (0: none) is the window after a finalize in which
+    members may flag the round and its rewards cannot be claimed yet.
     """
 
     protocol_id: bytes
@@ -85,6 +102,10 @@ class TaskParams:
     reward_per_round: int = 100
     reward_pool: int = 1000
     aggregator_bond: int = 0
+    absence_fee: int = 0
+    allowlist_root: bytes = bytes(32)
+    keeper_fee: int = 0
+    challenge_blocks: int = 0
 
     def as_abi(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -107,22 +128,29 @@ class TaskState:
     has_share_keys: bool
     last_paid: int
     unmask_complete: bool
+    availability: Availability
 
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> TaskState:
-        return cls(Phase(values[0]), *values[1:])
+        phase, round_, deadline, expected, acted, survivors, shares, paid, complete, fixed = values
+        return cls(
+            Phase(phase), round_, deadline, expected, acted, survivors, shares, paid, complete,
+            Availability(fixed),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Member:
     """``RoundCoordinator.Member``: registration index (1-based), round of ``status``, stake,
-    and the last round whose reward the member has claimed."""
+    the last round whose reward the member has claimed, and whether it was ejected (its stake
+    reached zero: it can no longer act in the task)."""
 
     index: int
     round: int
     status: Status
     stake: int
     claimed_through: int
+    ejected: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,13 +311,17 @@ class Contracts:
         agreement_key: bytes,
         he_context_cid: bytes = b"",
         *,
+        proof: Sequence[bytes] = (),
         approve: bool = True,
     ) -> TxReceipt:
         """Registers ``account`` with its X25519 agreement key c_u^PK (and, for HE tasks,
-        the public context's CID), approving the stake first."""
+        the public context's CID), approving the stake first. ``proof``: the account's
+        Merkle proof for a task with an allowlist (:func:`secagg.chain.allowlist.proof`)."""
         if approve:
             self.approve(account, self.params(task_id).stake)
-        fn = self.coordinator.functions.register(task_id, agreement_key, he_context_cid)
+        fn = self.coordinator.functions.register(
+            task_id, agreement_key, he_context_cid, list(proof)
+        )
         return self.chain.transact(account, fn)
 
     def share_keys(
@@ -334,6 +366,19 @@ class Contracts:
         fn = self.coordinator.functions.finalizeRound(task_id, model_cid, model_sha256)
         return self.chain.transact(aggregator, fn)
 
+    def declare_unavailable(
+        self, aggregator: LocalAccount, task_id: int, withheld: Sequence[int] = ()
+    ) -> TxReceipt:
+        """The aggregator fixes which posted blobs of the current stage it could not fetch
+        (client ids = 0-based registration indices): share bundles in Commit, revealed inputs
+        in Unmask (Finalize for tasks without Unmask)."""
+        fn = self.coordinator.functions.declareUnavailable(task_id, list(withheld))
+        return self.chain.transact(aggregator, fn)
+
+    def flag_round(self, account: LocalAccount, task_id: int, round: int) -> TxReceipt:
+        """A member disputes a finalized round within its challenge window."""
+        return self.chain.transact(account, self.coordinator.functions.flagRound(task_id, round))
+
     def advance(self, account: LocalAccount, task_id: int) -> TxReceipt:
         return self.chain.transact(account, self.coordinator.functions.advance(task_id))
 
@@ -354,10 +399,10 @@ class Contracts:
         return TaskState.from_abi(self.chain.call(self.coordinator.functions.taskState(task_id)))
 
     def member(self, task_id: int, address: str) -> Member:
-        index, round_, status, stake, claimed = self.chain.call(
+        index, round_, status, stake, claimed, ejected = self.chain.call(
             self.coordinator.functions.memberOf(task_id, address)
         )
-        return Member(index, round_, Status(status), stake, claimed)
+        return Member(index, round_, Status(status), stake, claimed, ejected)
 
     def status(self, task_id: int, address: str) -> Status:
         return Status(self.chain.call(self.coordinator.functions.statusOf(task_id, address)))
@@ -380,6 +425,10 @@ class Contracts:
 
     def credit_of(self, task_id: int, address: str) -> int:
         return int(self.chain.call(self.coordinator.functions.creditOf(task_id, address)))
+
+    def flags_of(self, task_id: int, round: int) -> int:
+        """How many members flagged ``round`` in its challenge window."""
+        return int(self.chain.call(self.coordinator.functions.flagsOf(task_id, round)))
 
     def pool_of(self, task_id: int) -> int:
         return int(self.chain.call(self.coordinator.functions.poolOf(task_id)))

@@ -12,13 +12,18 @@ from typing import Any, ClassVar
 from secagg.errors import SecAggError
 
 __all__ = [
+    "AlreadyFlaggedError",
     "AlreadyRegisteredError",
+    "AvailabilityFixedError",
+    "AvailabilityPendingError",
+    "BlobWithheldError",
     "BondAlreadyPostedError",
     "ChainError",
     "ContractError",
     "DeadlinePassedError",
     "DuplicateCommitError",
     "DuplicateSubmissionError",
+    "EjectedError",
     "InsufficientFundsError",
     "InsufficientStakeError",
     "InvalidParameterError",
@@ -27,11 +32,14 @@ __all__ = [
     "NodeError",
     "NodeUnavailableError",
     "NotAggregatorError",
+    "NotAllowedError",
     "NotCommittedError",
     "NotCoordinatorError",
+    "NotFlaggableError",
     "NotRegisteredError",
     "NotSurvivorError",
     "NotTaskOwnerError",
+    "NotWithholdableError",
     "NothingToWithdrawError",
     "PhaseStillOpenError",
     "RevealMismatchError",
@@ -146,6 +154,54 @@ class UnsupportedTokenError(ContractError):
     """The token delivered another amount than was transferred (fee-on-transfer, rebasing)."""
 
     solidity_name = "UnsupportedToken"
+
+
+class NotFlaggableError(ContractError):
+    """The round is not finalized, or its challenge window has closed (or it has none)."""
+
+    solidity_name = "NotFlaggable"
+
+
+class AlreadyFlaggedError(ContractError):
+    """The caller flagged this round already."""
+
+    solidity_name = "AlreadyFlagged"
+
+
+class NotAllowedError(ContractError):
+    """The task has an allowlist and the proof does not put the caller in it."""
+
+    solidity_name = "NotAllowed"
+
+
+class EjectedError(ContractError):
+    """Slashing and absence fees took the caller's stake to zero: it can no longer act."""
+
+    solidity_name = "Ejected"
+
+
+class AvailabilityPendingError(ContractError):
+    """The aggregator has not yet fixed which blobs of this stage were unavailable."""
+
+    solidity_name = "AvailabilityPending"
+
+
+class AvailabilityFixedError(ContractError):
+    """The aggregator fixed this stage's unavailable blobs already (once per stage)."""
+
+    solidity_name = "AvailabilityFixed"
+
+
+class NotWithholdableError(ContractError):
+    """The declared index did not post the blob of this stage in this round."""
+
+    solidity_name = "NotWithholdable"
+
+
+class BlobWithheldError(ContractError):
+    """The aggregator declared the caller's share bundle unavailable: it cannot commit."""
+
+    solidity_name = "BlobWithheld"
 
 
 class DuplicateSubmissionError(ContractError):
