@@ -37,7 +37,7 @@ from secagg.errors import AbortError, SecAggError
 from secagg.protocol import AggregateResult, KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
-from secagg.store import NotFoundError, Store, to_bytes
+from secagg.store import Store, StoreError, StoreUnavailableError, to_bytes
 
 from .keeper import advance_if_due
 from .ledger import TaskLedger
@@ -100,6 +100,7 @@ class Aggregator:
         self.clock = clock
         self.ledger = TaskLedger(contracts, task_id)
         self.decryptions: dict[int, str] = {}
+        self._checked: set[tuple[int, Phase]] = set()  # (round, phase) whose blobs it checked
         self.failed: dict[int, AbortError] = {}
 
     def accept_decryption(self, round: int, cid: str) -> None:
@@ -175,30 +176,43 @@ class Aggregator:
         return True
 
     def _declare(self, r: int) -> bool:
-        """Fetches the stage's blobs and declares the ones not found; True when it declared."""
+        """Fetches the stage's blobs and declares the ones it could not get; True when it
+        declared. A blob the store cannot serve for a reason of its content (absent, not a
+        file, too deep, bytes that do not match its CID) counts as unavailable; its own store
+        being down (:class:`StoreUnavailableError`) makes the aggregator wait instead. Unmask
+        blobs (stage 3, in Finalize) are declared only when some are missing."""
         phase, postings = self.ledger.phase, self.ledger.postings(r)
         masking = isinstance(self.ledger.protocol(self.store), SecAggPlus)  # ShareKeys, Unmask
+        stage3 = phase is Phase.FINALIZE and masking and postings.inputs_fixed
         if phase is Phase.COMMIT and masking and not postings.shares_fixed:
             cids = {a: cid for a, (_, cid) in postings.shares.items()}
         elif phase is (Phase.UNMASK if masking else Phase.FINALIZE) and not postings.inputs_fixed:
-            cids = {a: postings.reveals[a] for a in postings.reveals}
+            cids = dict(postings.reveals)
+        elif stage3 and not postings.unmasks_fixed and (r, phase) not in self._checked:
+            cids = dict(postings.unmasks)
         else:
             return False
+        self._checked.add((r, phase))  # one declaration per stage, even when it fails
         t0 = self.clock()
         withheld = []
         for address, cid in cids.items():
             try:
                 self.store.put(self.ledger.blob(self.store, r, cid))  # served by us too
-            except NotFoundError as exc:
+            except StoreUnavailableError:
+                self._checked.discard((r, phase))
+                raise
+            except StoreError as exc:
                 withheld.append(self.ledger.id_of(address))
                 self.metrics.note(r, f"client {withheld[-1]}'s blob {cid} is unavailable: {exc}")
+        if stage3 and not withheld:
+            return False  # every unmask blob is here: nothing to declare
         try:
             receipt = self.contracts.declare_unavailable(
                 self.account, self.task_id, sorted(withheld)
             )
         except ChainError as exc:
             self.metrics.note(r, f"declareUnavailable failed: {exc}")
-            return True
+            return False
         self.metrics.record(
             r, AGGREGATOR, f"declare ({phase.name.lower()})", 0,
             seconds=self.clock() - t0, gas=int(receipt["gasUsed"]),

@@ -25,8 +25,7 @@ def phase_is_due(contracts: Contracts, ledger: TaskLedger) -> bool:
         return False
     if contracts.chain.block_number > ledger.deadline:
         return True
-    state = contracts.state(ledger.task_id)
-    return state.expected != 0 and state.acted >= state.expected
+    return contracts.everyone_acted(ledger.task_id)
 
 
 def advance_if_due(contracts: Contracts, ledger: TaskLedger, account: LocalAccount) -> bool:

@@ -40,9 +40,11 @@ class RoundPostings:
     slashed: set[str] = field(default_factory=set)
     withheld_shares: set[str] = field(default_factory=set)
     withheld_inputs: set[str] = field(default_factory=set)
+    withheld_unmasks: set[str] = field(default_factory=set)
     flags: set[str] = field(default_factory=set)  # members who flagged the finalized round
     shares_fixed: bool = False
     inputs_fixed: bool = False
+    unmasks_fixed: bool = False
     closed_reveal: bool = False
     outcome: str | None = None  # "finalized" | "failed"
     failed_phase: Phase | None = None
@@ -121,6 +123,8 @@ class TaskLedger:
             withheld = {self.members[i] for i in a["withheld"]}
             if Phase(a["phase"]) is Phase.COMMIT:
                 postings.shares_fixed, postings.withheld_shares = True, withheld
+            elif postings.inputs_fixed:  # stage 3, in Finalize of a task with Unmask
+                postings.unmasks_fixed, postings.withheld_unmasks = True, withheld
             else:
                 postings.inputs_fixed, postings.withheld_inputs = True, withheld
         elif name == "RoundFailed":
@@ -196,11 +200,18 @@ class TaskLedger:
         return (r, *self.models[r])
 
     def record(
-        self, store: Store, round: int, *, shares: bool = True, outcome: bool = True
+        self,
+        store: Store,
+        round: int,
+        *,
+        shares: bool = True,
+        outcome: bool = True,
+        unmasks: bool = True,
     ) -> RoundRecord:
         """The round's public data with its blobs fetched from ``store``.
 
-        ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and unmask blobs.
+        ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and (``unmasks``)
+        the unmask blobs, less those the aggregator declared unavailable.
         The round's blobs are fetched once per ledger (they are content-addressed). Blobs the
         aggregator declared unavailable are left out: no party fetches them, so nobody's view
         depends on who is served what.
@@ -229,5 +240,9 @@ class TaskLedger:
             if outcome
             else {},
             survivors=survivors,
-            unmasks=fetch(postings.unmasks.items()) if outcome else {},
+            unmasks=fetch(
+                (a, c) for a, c in postings.unmasks.items() if a not in postings.withheld_unmasks
+            )
+            if outcome and unmasks
+            else {},
         )

@@ -254,10 +254,10 @@ class Participant:
         if masking and (state is None or state.machine is None):
             return False  # joined mid-round: no shares posted, nothing to commit to
         postings = self.ledger.postings(r)
-        if masking and not postings.shares_fixed:
-            return None
         if self.address in postings.withheld_shares:
             raise AbortError("bundle-withheld", "the aggregator could not fetch this bundle")
+        if masking and not postings.shares_fixed:
+            return None  # the aggregator is checking the bundles (it waits out store outages)
         update, weight = self._train(r)
         t0 = self.clock()
         message: Message | None
@@ -330,7 +330,8 @@ class Participant:
             return False
         assert isinstance(proto, SecAggPlus)
         t0 = self.clock()
-        request = unmask_request(proto, self.ledger.record(self.store, r))
+        record = self.ledger.record(self.store, r, unmasks=False)  # others' answers: not needed
+        request = unmask_request(proto, record)
         if self.id not in request.survivors:
             raise AbortError("not-in-u3", "this client's own input was rejected")
         response = state.machine.receive(request)

@@ -102,7 +102,8 @@ def test_a_client_killed_at_any_phase_is_recovered(phase: Phase) -> None:
     assert r.accuracy is not None and r.plain_accuracy is not None
     assert abs(r.accuracy - r.plain_accuracy) <= 0.01
     slashed = {2: SLASH} if phase is Phase.REVEAL else {}  # committed, never revealed
-    absent = {2: ABSENCE_FEE} if phase is Phase.SHARE_KEYS else {}  # posted nothing
+    # posted nothing, or shared keys and never committed: the absence fee
+    absent = {2: ABSENCE_FEE} if phase in (Phase.SHARE_KEYS, Phase.COMMIT) else {}
     assert result.slashed == slashed
     assert result.absence_fees == absent
     assert result.stakes_returned[2] == STAKE - slashed.get(2, 0) - absent.get(2, 0)
@@ -116,8 +117,9 @@ def test_too_few_reveals_fail_the_round_cleanly_and_the_next_one_goes_on() -> No
     first, second = result.rounds
     assert first.outcome == "failed at REVEAL" and first.verified is None
     assert second.outcome == "finalized" and second.verified
-    assert result.slashed == {}  # they never committed
-    assert result.round_rewards == dict.fromkeys(range(6), reward(result, 6))
+    assert result.slashed == {}  # they never committed: they shared keys, so each pays the fee
+    assert result.absence_fees == dict.fromkeys((0, 1, 2), ABSENCE_FEE)
+    assert result.round_rewards == dict.fromkeys(range(6), reward(result, 6, 3 * ABSENCE_FEE))
 
 
 def test_too_few_unmask_shares_abort_and_nobody_is_paid_for_the_round() -> None:

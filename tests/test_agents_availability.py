@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from secagg import wire
 from secagg.chain import Phase
-from secagg.clients.demo import REWARD_PER_ROUND, STAKE, Demo, DemoConfig, DemoResult
+from secagg.clients.demo import ABSENCE_FEE, REWARD_PER_ROUND, STAKE, Demo, DemoConfig, DemoResult
 from secagg.clients.participant import Participant
 from secagg.protocols.secaggplus.messages import MaskedInput, UnmaskResponse
 from secagg.store import MemoryStore, NotFoundError, Store
@@ -79,6 +79,8 @@ def run(
         assert demo.store is not None
         revealed: dict[int, set[str]] = {}
         for cid in demo.ledger.postings(1).unmasks.values():
+            if not demo.store.has(cid):
+                continue  # a withheld answer reveals nothing to anyone
             response = wire.decode(demo.store.get(cid), protocol=demo.proto.wire_name)
             assert isinstance(response, UnmaskResponse)
             for kind, shares in (("b", response.self_mask_shares), ("s", response.key_shares)):
@@ -95,15 +97,17 @@ def assert_one_kind_each(revealed: dict[int, set[str]], survivors: list[int]) ->
 def test_a_withheld_bundle_costs_the_withholder_its_round_not_the_others() -> None:
     """Before: honest members could not fetch 5's bundle, left the round, and it failed at
     REVEAL for free. Now the aggregator declares it unavailable before anyone commits; 5 cannot
-    commit; the other five finalize and verify, and 5 earns nothing."""
+    commit; the other five finalize and verify, and 5 earns nothing and pays the absence fee
+    (to the five)."""
     result, revealed = run(withholder(Phase.SHARE_KEYS))
     (r,) = result.rounds
     assert r.outcome == "finalized" and r.verified, r.notes
     assert r.survivors == [0, 1, 2, 3, 4]
     assert any(f"client {CHEAT}'s blob" in n and "unavailable" in n for n in r.notes), r.notes
     assert CHEAT not in revealed  # not in U2 for anyone: nobody holds or reveals its shares
-    assert result.round_rewards == dict.fromkeys(range(5), REWARD_PER_ROUND // 5)
-    assert result.stakes_returned[CHEAT] == STAKE
+    assert result.round_rewards == dict.fromkeys(range(5), (REWARD_PER_ROUND + ABSENCE_FEE) // 5)
+    assert result.absence_fees == {CHEAT: ABSENCE_FEE}
+    assert result.stakes_returned[CHEAT] == STAKE - ABSENCE_FEE
 
 
 def test_a_withheld_input_leaves_u_and_the_aggregator_does_not_crash() -> None:
@@ -115,7 +119,7 @@ def test_a_withheld_input_leaves_u_and_the_aggregator_does_not_crash() -> None:
     assert r.survivors == [0, 1, 2, 3, 4]
     assert revealed[CHEAT] == {"s"}
     assert_one_kind_each(revealed, r.survivors)
-    assert CHEAT not in result.round_rewards and result.stakes_returned[CHEAT] == STAKE
+    assert CHEAT not in result.round_rewards and result.absence_fees == {CHEAT: ABSENCE_FEE}
 
 
 def test_a_bundle_served_to_the_aggregator_only_is_served_to_everyone_by_it() -> None:
@@ -129,6 +133,19 @@ def test_a_bundle_served_to_the_aggregator_only_is_served_to_everyone_by_it() ->
     assert r.survivors == [0, 1, 2, 3, 4, 5]
     assert_one_kind_each(revealed, r.survivors)
     assert not result.absence_fees
+
+
+def test_a_withheld_unmask_blob_costs_nobody_the_round() -> None:
+    """5 posts the CID of an unmask response nobody can fetch. Before: honest members fetched
+    every unmask blob at Unmask and left the round, or the aggregator crashed. Now members
+    never fetch others' answers, and the aggregator declares that blob unavailable and
+    unmasks with the others' shares: the round finalizes with all six in the sum."""
+    result, revealed = run(withholder(Phase.UNMASK))
+    (r,) = result.rounds
+    assert r.outcome == "finalized" and r.verified, r.notes
+    assert r.survivors == [0, 1, 2, 3, 4, 5]
+    assert any(f"client {CHEAT}'s blob" in n and "unavailable" in n for n in r.notes), r.notes
+    assert_one_kind_each(revealed, r.survivors)
 
 
 class HidesFromAggregator(SplitStore):
@@ -159,4 +176,6 @@ def test_an_input_called_unavailable_is_never_unmasked_whoever_was_served_it() -
     assert r.survivors == [0, 1, 2, 3, 4]
     assert revealed[CHEAT] == {"s"}
     assert_one_kind_each(revealed, r.survivors)
-    assert CHEAT not in result.round_rewards and not result.absence_fees
+    # the censored member is not paid and pays the (bounded) absence fee: the chain cannot
+    # tell it from a withholder
+    assert CHEAT not in result.round_rewards and result.absence_fees == {CHEAT: ABSENCE_FEE}

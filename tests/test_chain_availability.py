@@ -16,8 +16,10 @@ from secagg.chain.errors import (
     AvailabilityFixedError,
     AvailabilityPendingError,
     BlobWithheldError,
+    CannotLeaveNowError,
     EjectedError,
     InvalidParameterError,
+    MalformedCidError,
     NotAggregatorError,
     NotAllowedError,
     NotFlaggableError,
@@ -25,6 +27,7 @@ from secagg.chain.errors import (
     NotRegisteredError,
     NotWithholdableError,
     TaskFullError,
+    WrongPhaseError,
 )
 
 from .chain_world import World
@@ -274,3 +277,73 @@ def test_the_caller_of_the_walk_is_paid_the_keeper_fee_from_the_pool(world: Worl
         world.create_task(keeper_fee=91)  # above rewardPerRound
     with pytest.raises(InvalidParameterError, match="challengeBlocks"):
         world.create_task(challenge_blocks=4)
+
+
+def test_a_member_leaves_a_stalled_task_with_its_stake_less_the_fee(world: World) -> None:
+    """The escape hatch: any time after Registration a member may leave, paying the absence
+    fee; it is ejected, may withdraw the rest of its stake at once, and ShareKeys stops
+    waiting for it. Not with an unopened commitment (that would dodge the slash), and not
+    twice."""
+    c, p = world.contracts, world.participants
+    waiting = world.create_task(absence_fee=FEE)
+    world.register(waiting, p[:2])
+    with pytest.raises(WrongPhaseError):  # Registration: nothing to escape from yet
+        c.leave(p[0], waiting)
+    task = started(world, absence_fee=FEE)
+    with pytest.raises(NotRegisteredError):
+        c.leave(world.outsider, task)
+    before = c.balance_of(p[0].address)
+    world.share(task, p[1:])
+    c.leave(p[0], task)
+    c.withdraw_stake(p[0], task)  # at once, before the task ends
+    assert c.balance_of(p[0].address) == before + STAKE - FEE
+    member = c.member(task, p[0].address)
+    assert (member.stake, member.ejected) == (0, True)
+    state = c.state(task)
+    assert state.acted == state.expected == 5  # ShareKeys may close early now
+    with pytest.raises(EjectedError):
+        c.leave(p[0], task)
+    world.finish_phase(task)
+    world.commit(task, p[1:])
+    with pytest.raises(CannotLeaveNowError):
+        c.leave(p[1], task)
+    world.finish_phase(task)
+    world.reveal(task, p[1:])
+    c.leave(p[1], task)  # opened (and not yet in Unmask): free to go, still in this round's U
+    world.finish_phase(task)
+    with pytest.raises(CannotLeaveNowError):  # a member of U in Unmask stays until it is over
+        c.leave(p[2], task)
+    world.unmask(task, p[2:])
+    world.finish_phase(task)
+    world.finalize(task)
+    assert c.slashed_of(task) == 0  # both fees went to round 1's survivors
+    assert c.credit_of(task, p[1].address) == (90 + 2 * FEE) // 5
+
+
+def test_a_malformed_cid_never_reaches_an_event(world: World) -> None:
+    """Agents parse every CID they read from events; one that does not parse would stop every
+    agent of the task (review of issue 19). The contract refuses it at every entry point."""
+    c, p = world.contracts, world.participants
+    bad = b"\x01"  # a member's posting: anything but a binary CIDv1 (sha2-256, raw or dag-pb)
+    task = world.create_task()
+    with pytest.raises(MalformedCidError):
+        c.register(p[0], task, b"\1" * 32, bad)
+    world.register(task)
+    c.advance(world.outsider, task)
+    with pytest.raises(MalformedCidError):
+        c.share_keys(p[0], task, b"\2" * 32, bad)
+    world.share(task, p)
+    world.finish_phase(task)
+    world.declare(task)
+    opening = (bad, b"\3" * 32)
+    c.commit(p[0], task, c.commitment(task, 1, p[0].address, *opening))
+    world.commit(task, p[1:])
+    world.finish_phase(task)
+    with pytest.raises(MalformedCidError):
+        c.reveal(p[0], task, *opening)
+    world.reveal(task, p[1:])
+    world.finish_phase(task)
+    world.declare(task)
+    with pytest.raises(MalformedCidError):
+        c.post_unmask(p[1], task, bad)
+    assert not [e for e in c.events("SharesPosted", task) if e.args["bundleCid"] == bad]

@@ -9,7 +9,8 @@ every rejected call is a named contract error and these stay true:
 - each account is paid at most what its rounds in U earned (claimed + credit == earned);
 - the token supply is conserved, and the coordinator holds exactly stakes + credits + pool +
   slashed stake not yet paid out;
-- a participant's stake is only ever reduced by slashing for a commit it did not reveal;
+- a participant's stake is only ever reduced by slashing for a commit it did not reveal, or
+  paid out (withdrawn after the end, or after it left);
 - the owner's pool never grows (slashing pays the survivors, not the one who sets its rules);
 - past a phase's deadline, `advance` always succeeds until the task has ended (no bricking).
 """
@@ -134,7 +135,7 @@ class RoundMachine(RuleBasedStateMachine):
         state = self.c.state(self.task)
         ids = sorted(withheld)
         if self.attempt(self.c.declare_unavailable, self.w.aggregator, self.task, ids):
-            if state.phase != Phase.COMMIT:  # inputs: those members leave U
+            if state.phase == Phase.UNMASK:  # inputs: those members leave U (Finalize: unmasks)
                 self.withheld[state.round] |= {self.actor(i).address for i in ids}
                 event("an input was declared unavailable" if ids else "inputs declared")
 
@@ -213,7 +214,7 @@ class RoundMachine(RuleBasedStateMachine):
             reveal = state.phase == Phase.REVEAL and skips_reveal is not None
             self.progress({skips_reveal} if reveal else set(), set(), 5, True, set())
 
-    @rule(who=ACTORS, action=st.integers(0, 11), honest=st.booleans(), nonce=st.integers(0, 3))
+    @rule(who=ACTORS, action=st.integers(0, 12), honest=st.booleans(), nonce=st.integers(0, 3))
     def stray(self, who: int, action: int, honest: bool, nonce: int) -> None:
         """Any call (payouts included) by anyone at any time: most are rejected with a named
         error."""
@@ -230,8 +231,14 @@ class RoundMachine(RuleBasedStateMachine):
             lambda: self.payout(who, 1),
             lambda: self.payout(who, 2),
             lambda: self.declare({who % 4}),
+            lambda: self.leave(who),
         ]
         calls[action]()
+
+    def leave(self, who: int) -> None:
+        """The escape hatch: the member is ejected and may withdraw its stake at once (the
+        machine's tasks charge no absence fee, so the stake stays whole until then)."""
+        self.attempt(self.c.leave, self.actor(who), self.task)
 
     def payout(self, who: int, kind: int) -> None:
         account = self.actor(who)

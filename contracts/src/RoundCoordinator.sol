@@ -69,7 +69,8 @@ contract RoundCoordinator is ReentrancyGuard {
     enum Availability {
         Open,
         SharesFixed,
-        InputsFixed
+        InputsFixed,
+        UnmasksFixed
     }
 
     /// @notice The loop over participants that runs when a reveal phase closes is the only
@@ -178,6 +179,9 @@ contract RoundCoordinator is ReentrancyGuard {
     error NotWithholdable(uint256 taskId, uint32 round, uint32 index);
     error BlobWithheld(uint256 taskId, uint32 round, address account);
     error NotFlaggable(uint256 taskId, uint32 round);
+    error CannotLeaveNow(uint256 taskId, uint32 round, address account);
+    error MalformedCid(bytes cid);
+    error AggregatorCannotJoin(uint256 taskId);
     error AlreadyFlagged(uint256 taskId, uint32 round, address account);
 
     event TaskCreated(
@@ -242,7 +246,7 @@ contract RoundCoordinator is ReentrancyGuard {
         returns (uint256 taskId)
     {
         _checkParams(p);
-        if (initialModelCid.length == 0) revert InvalidParameter("initialModelCid");
+        _requireCid(initialModelCid);
         _checkFunds(p.rewardPool, false);
         taskId = ++taskCount;
         Task storage t = _tasks[taskId];
@@ -316,6 +320,8 @@ contract RoundCoordinator is ReentrancyGuard {
         Member storage m = _members[taskId][msg.sender];
         if (m.index != 0) revert AlreadyRegistered(taskId, msg.sender);
         if (s.acted >= t.params.maxParticipants) revert TaskFull(taskId, t.params.maxParticipants);
+        if (heContextCid.length != 0) _requireCid(heContextCid);
+        if (msg.sender == t.params.aggregator) revert AggregatorCannotJoin(taskId);
         bytes32 root = t.params.allowlistRoot;
         if (root != bytes32(0)) {
             bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(msg.sender))));
@@ -336,6 +342,7 @@ contract RoundCoordinator is ReentrancyGuard {
     function shareKeys(uint256 taskId, bytes32 maskingKey, bytes calldata bundleCid) external {
         (State storage s, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.ShareKeys);
         if (current != Status.None) revert DuplicateSubmission(taskId, round, msg.sender);
+        _requireCid(bundleCid);
         m.round = round;
         m.status = Status.Shared;
         s.acted += 1;
@@ -364,6 +371,7 @@ contract RoundCoordinator is ReentrancyGuard {
         (, Member storage m, uint32 round, Status current) = _caller(taskId, Phase.Reveal);
         if (current == Status.Revealed) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Committed) revert NotCommitted(taskId, round, msg.sender);
+        _requireCid(cid);
         if (commitmentFor(taskId, round, msg.sender, cid, salt) != _commitments[taskId][msg.sender]) {
             revert RevealMismatch(taskId, round, msg.sender);
         }
@@ -379,6 +387,7 @@ contract RoundCoordinator is ReentrancyGuard {
         if (s.availability != Availability.InputsFixed) revert AvailabilityPending(taskId, round);
         if (current == Status.Unmasked) revert DuplicateSubmission(taskId, round, msg.sender);
         if (current != Status.Revealed) revert NotSurvivor(taskId, round, msg.sender);
+        _requireCid(cid);
         m.status = Status.Unmasked;
         s.acted += 1;
         emit UnmaskPosted(taskId, round, msg.sender, cid);
@@ -400,11 +409,38 @@ contract RoundCoordinator is ReentrancyGuard {
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice After the task ended: returns the caller's stake, less what was slashed.
+    /// @notice The escape hatch, for a member of a task that no longer makes progress (or that
+    ///         it no longer wants to serve): after Registration and before the end, it pays the
+    ///         absence fee and is ejected (it can no longer act; what it earned stays
+    ///         claimable), and may `withdrawStake` at once. Not while its commitment of the
+    ///         current round is unopened (that would escape the slash for not revealing), nor
+    ///         as a member of U in Unmask (that would keep the unmask from being complete).
+    function leave(uint256 taskId) external {
+        Task storage t = _task(taskId);
+        State storage s = t.state;
+        Member storage m = _members[taskId][msg.sender];
+        uint32 round = s.round;
+        bool current = m.round == round;
+        if (s.phase == Phase.Registration || s.phase == Phase.Ended) revert WrongPhase(taskId, Phase.ShareKeys, s.phase);
+        if (m.index == 0) revert NotRegistered(taskId, msg.sender);
+        if (m.ejected) revert Ejected(taskId, msg.sender);
+        if (current && (m.status == Status.Committed || (m.status == Status.Revealed && s.phase == Phase.Unmask))) {
+            revert CannotLeaveNow(taskId, round, msg.sender);
+        }
+        if (s.phase == Phase.ShareKeys && !current) s.expected -= 1; // ShareKeys stops waiting for it
+        _fine(taskId, t, m, msg.sender);
+        if (m.ejected) return; // the fee took the whole stake
+        m.ejected = true;
+        t.ejected += 1;
+        emit MemberEjected(taskId, round, msg.sender);
+    }
+
+    /// @notice After the task ended, or once the caller left it (`leave`): returns the caller's
+    ///         stake, less what was slashed.
     function withdrawStake(uint256 taskId) external nonReentrant {
         Task storage t = _task(taskId);
-        _requirePhase(taskId, t.state, Phase.Ended);
         Member storage m = _members[taskId][msg.sender];
+        if (!m.ejected) _requirePhase(taskId, t.state, Phase.Ended);
         uint256 amount = m.stake;
         if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
         m.stake = 0;
@@ -425,8 +461,8 @@ contract RoundCoordinator is ReentrancyGuard {
         State storage s = t.state;
         _requireOpen(taskId, s, Phase.Finalize);
         uint32 round = s.round;
-        if (s.availability != Availability.InputsFixed) revert AvailabilityPending(taskId, round);
-        if (modelCid.length == 0) revert InvalidParameter("modelCid");
+        if (s.availability < Availability.InputsFixed) revert AvailabilityPending(taskId, round);
+        _requireCid(modelCid);
         modelRegistry.record(taskId, round, modelCid, modelSha256);
         uint256 perSurvivor = _takeReward(t, s.survivors);
         _payouts[taskId][round] = perSurvivor | (uint256(block.number + t.params.challengeBlocks) << 128);
@@ -439,26 +475,32 @@ contract RoundCoordinator is ReentrancyGuard {
     ///         could not fetch (registration indices, 0-based; usually none). Stage 1, in
     ///         Commit (tasks with ShareKeys): share bundles; those members cannot commit.
     ///         Stage 2, in Unmask (or in Finalize for tasks without Unmask): revealed inputs;
-    ///         those members leave U (no reward, no slashing: the chain cannot tell a
-    ///         withholder from a member the aggregator censors). Commits, unmask shares and
+    ///         those members leave U (no reward). Members named in stage 1 or 2 pay the
+    ///         absence fee (bounded; the chain cannot tell a withholder from a member the
+    ///         aggregator censors, so nobody is slashed for it). Commits, unmask shares and
     ///         the model are accepted only after the stage is fixed, so every party acts on
     ///         the same sets. If fewer than `threshold` members are left in U the round fails.
+    ///         Stage 3, in Finalize (tasks with Unmask, optional): unmask blobs it could not
+    ///         fetch; the unmask then does not count as complete (the bond is not forfeited).
     function declareUnavailable(uint256 taskId, uint32[] calldata withheld) external {
         Task storage t = _task(taskId);
         if (msg.sender != t.params.aggregator) revert NotAggregator(taskId, msg.sender);
         State storage s = t.state;
         Phase phase = s.phase;
-        bool shares = phase == Phase.Commit && s.hasShareKeys;
-        bool inputs = phase == Phase.Unmask || (phase == Phase.Finalize && !s.hasShareKeys);
-        if (!shares && !inputs) revert WrongPhase(taskId, s.hasShareKeys ? Phase.Commit : Phase.Finalize, phase);
+        Availability stage = Availability.SharesFixed;
+        if (phase == Phase.Unmask || (phase == Phase.Finalize && !s.hasShareKeys)) stage = Availability.InputsFixed;
+        else if (phase == Phase.Finalize) stage = Availability.UnmasksFixed;
+        else if (phase != Phase.Commit || !s.hasShareKeys) revert WrongPhase(taskId, Phase.Commit, phase);
         _requireOpen(taskId, s, phase);
-        Availability stage = shares ? Availability.SharesFixed : Availability.InputsFixed;
         uint32 round = s.round;
         if (s.availability >= stage) revert AvailabilityFixed(taskId, round);
+        if (stage == Availability.UnmasksFixed && s.availability != Availability.InputsFixed) {
+            revert AvailabilityPending(taskId, round);
+        }
         s.availability = stage;
-        if (withheld.length != 0) _withhold(taskId, s, round, withheld, shares);
+        if (withheld.length != 0) _withhold(taskId, t, round, withheld, stage);
         emit Unavailable(taskId, round, phase, withheld);
-        if (inputs && s.survivors < t.params.threshold) _fail(taskId, t, phase);
+        if (stage == Availability.InputsFixed && s.survivors < t.params.threshold) _fail(taskId, t, phase);
     }
 
     /// @notice Challenge window: a member flags a finalized round whose model it disputes
@@ -491,6 +533,7 @@ contract RoundCoordinator is ReentrancyGuard {
         Phase phase = s.phase;
         if (phase == Phase.Ended) revert WrongPhase(taskId, Phase.None, Phase.Ended);
         bool everyoneActed = s.expected != 0 && s.acted >= s.expected;
+        if (phase == Phase.Registration && t.params.aggregatorBond != 0 && t.bond == 0) everyoneActed = false;
         if (block.number <= s.deadline && !everyoneActed) revert PhaseStillOpen(taskId, s.deadline);
         TaskParams storage p = t.params;
         if (phase == Phase.Registration) {
@@ -551,12 +594,6 @@ contract RoundCoordinator is ReentrancyGuard {
         return _members[taskId][account];
     }
 
-    /// @notice The account's status in the task's current round.
-    function statusOf(uint256 taskId, address account) external view returns (Status) {
-        Member storage m = _members[taskId][account];
-        return m.round == _task(taskId).state.round ? m.status : Status.None;
-    }
-
     /// @notice Slashed stake of the task not yet paid to survivors (locked for good once the
     ///         task has ended).
     function slashedOf(uint256 taskId) external view returns (uint256) {
@@ -585,19 +622,11 @@ contract RoundCoordinator is ReentrancyGuard {
         return _flags[taskId][round];
     }
 
-    /// @notice U of a round whose Reveal phase has closed, in registration order.
-    function survivors(uint256 taskId, uint32 round) external view returns (address[] memory out) {
-        uint256[] storage bits = _survivorBits[taskId][round];
-        if (bits.length == 0) return out;
-        address[] memory all = keyRegistry.participants(taskId);
-        uint256 n;
-        out = new address[](all.length);
-        for (uint256 i = 0; i < all.length; ++i) {
-            if (bits[i >> 8] & (uint256(1) << (i & 255)) != 0) out[n++] = all[i];
-        }
-        assembly ("memory-safe") {
-            mstore(out, n)
-        }
+    /// @notice U of a round whose Reveal phase has closed, as a bitmap over registration
+    ///         indices (bit i of word i / 256: the member at `KeyRegistry.participants`[i]);
+    ///         empty before. `secagg.chain.Contracts.survivors` turns it into addresses.
+    function survivorBits(uint256 taskId, uint32 round) external view returns (uint256[] memory) {
+        return _survivorBits[taskId][round];
     }
 
     /// @notice The commitment a participant posts: keccak256(abi.encode(chain id, this
@@ -618,28 +647,52 @@ contract RoundCoordinator is ReentrancyGuard {
         if (t.state.phase == Phase.None) revert UnknownTask(taskId);
     }
 
-    /// @dev Marks the members at `withheld` as out of the round: their bundle (`shares`) or
-    ///      their revealed input was unavailable. Each must have posted that blob this round.
-    function _withhold(uint256 taskId, State storage s, uint32 round, uint32[] calldata withheld, bool shares)
+    /// @dev Marks the members at `withheld` as out of the round: their bundle (stage 1) or
+    ///      their revealed input (stage 2) was unavailable, and charges them the absence fee;
+    ///      stage 3 (unmask blobs) only marks the unmask incomplete. Each must have posted
+    ///      that stage's blob this round.
+    function _withhold(uint256 taskId, Task storage t, uint32 round, uint32[] calldata withheld, Availability stage)
         private
     {
+        State storage s = t.state;
         address[] memory all = keyRegistry.participants(taskId);
         uint256[] storage bits = _survivorBits[taskId][round];
+        Status posted = stage == Availability.SharesFixed
+            ? Status.Shared
+            : (stage == Availability.InputsFixed ? Status.Revealed : Status.Unmasked);
         for (uint256 j = 0; j < withheld.length; ++j) {
             uint32 i = withheld[j];
             if (i >= all.length) revert NotWithholdable(taskId, round, i);
             Member storage m = _members[taskId][all[i]];
-            Status posted = shares ? Status.Shared : Status.Revealed;
             if (m.round != round || m.status != posted) revert NotWithholdable(taskId, round, i);
-            if (shares) {
-                m.status = Status.SharesWithheld;
+            if (stage == Availability.UnmasksFixed) {
+                s.unmaskComplete = false;
                 continue;
             }
-            m.status = Status.InputWithheld;
-            bits[i >> 8] &= ~(uint256(1) << (i & 255));
-            s.survivors -= 1;
-            if (s.expected != 0) s.expected -= 1; // Unmask: one fewer member to wait for
+            if (stage == Availability.SharesFixed) {
+                m.status = Status.SharesWithheld;
+            } else {
+                m.status = Status.InputWithheld;
+                bits[i >> 8] &= ~(uint256(1) << (i & 255));
+                s.survivors -= 1;
+                if (s.expected != 0) s.expected -= 1; // Unmask: one fewer member to wait for
+            }
+            _fine(taskId, t, m, all[i]);
         }
+    }
+
+    /// @dev Charges `m` the absence fee (into the slashed stake paid to later survivors) and
+    ///      ejects it when its stake reaches zero.
+    function _fine(uint256 taskId, Task storage t, Member storage m, address account) private {
+        uint128 amount = _charge(m, t.params.absenceFee);
+        if (amount == 0) return;
+        uint32 round = t.state.round;
+        t.slashed += amount;
+        emit AbsenceCharged(taskId, round, account, amount);
+        if (m.stake != 0) return;
+        m.ejected = true;
+        t.ejected += 1;
+        emit MemberEjected(taskId, round, account);
     }
 
     /// @dev The checks every participant call starts with: the task exists, `phase` is open,
@@ -668,30 +721,34 @@ contract RoundCoordinator is ReentrancyGuard {
     }
 
     function _checkParams(TaskParams calldata p) private view {
-        if (p.aggregator == address(0)) revert InvalidParameter("aggregator");
-        if (p.threshold == 0) revert InvalidParameter("threshold");
-        if (p.minParticipants < p.threshold) revert InvalidParameter("minParticipants");
-        if (p.maxParticipants < p.minParticipants || p.maxParticipants > MAX_PARTICIPANTS) {
-            revert InvalidParameter("maxParticipants");
-        }
-        if (p.numRounds == 0 || p.numRounds > MAX_ROUNDS) revert InvalidParameter("numRounds");
-        if (!_phaseLength(p.registrationBlocks)) revert InvalidParameter("registrationBlocks");
-        if (p.shareBlocks != 0 && !_phaseLength(p.shareBlocks)) revert InvalidParameter("shareBlocks");
-        if (!_phaseLength(p.commitBlocks)) revert InvalidParameter("commitBlocks");
-        if (!_phaseLength(p.revealBlocks)) revert InvalidParameter("revealBlocks");
-        if (p.unmaskBlocks != 0 && !_phaseLength(p.unmaskBlocks)) revert InvalidParameter("unmaskBlocks");
-        if ((p.shareBlocks == 0) != (p.unmaskBlocks == 0)) revert InvalidParameter("unmaskBlocks");
-        if (!_phaseLength(p.finalizeBlocks)) revert InvalidParameter("finalizeBlocks");
-        if (p.slashAmount > p.stake) revert InvalidParameter("slashAmount");
-        if (p.absenceFee > p.slashAmount) revert InvalidParameter("absenceFee");
+        string memory bad = _badParam(p);
+        if (bytes(bad).length != 0) revert InvalidParameter(bad);
+    }
+
+    /// @dev The name of the first parameter `createTask` refuses ("" when all are fine): one
+    ///      revert site instead of one per check keeps the code under EIP-170's size limit.
+    function _badParam(TaskParams calldata p) private view returns (string memory) {
+        if (p.aggregator == address(0)) return "aggregator";
+        if (p.threshold == 0) return "threshold";
+        if (p.minParticipants < p.threshold) return "minParticipants";
+        if (p.maxParticipants < p.minParticipants || p.maxParticipants > MAX_PARTICIPANTS) return "maxParticipants";
+        if (p.numRounds == 0 || p.numRounds > MAX_ROUNDS) return "numRounds";
+        if (!_phaseLength(p.registrationBlocks)) return "registrationBlocks";
+        if (p.shareBlocks != 0 && !_phaseLength(p.shareBlocks)) return "shareBlocks";
+        if (!_phaseLength(p.commitBlocks)) return "commitBlocks";
+        if (!_phaseLength(p.revealBlocks)) return "revealBlocks";
+        if (p.unmaskBlocks != 0 && !_phaseLength(p.unmaskBlocks)) return "unmaskBlocks";
+        if ((p.shareBlocks == 0) != (p.unmaskBlocks == 0)) return "unmaskBlocks";
+        if (!_phaseLength(p.finalizeBlocks)) return "finalizeBlocks";
+        if (p.slashAmount > p.stake) return "slashAmount";
+        if (p.absenceFee > p.slashAmount) return "absenceFee";
         // every stake slashed in full still fits `slashed`, and pool + stakes fit the balance
-        if (uint256(p.stake) * p.maxParticipants + p.rewardPool + p.aggregatorBond > type(uint128).max) {
-            revert InvalidParameter("stake");
-        }
-        if (p.rewardPerRound > p.rewardPool) revert InvalidParameter("rewardPerRound");
-        if (p.keeperFee > p.rewardPerRound) revert InvalidParameter("keeperFee");
-        if (p.challengeBlocks != 0 && !_phaseLength(p.challengeBlocks)) revert InvalidParameter("challengeBlocks");
-        if (address(token).code.length == 0) revert InvalidParameter("token");
+        if (uint256(p.stake) * p.maxParticipants + p.rewardPool + p.aggregatorBond > type(uint128).max) return "stake";
+        if (p.rewardPerRound > p.rewardPool) return "rewardPerRound";
+        if (p.keeperFee > p.rewardPerRound) return "keeperFee";
+        if (p.challengeBlocks != 0 && !_phaseLength(p.challengeBlocks)) return "challengeBlocks";
+        if (address(token).code.length == 0) return "token";
+        return "";
     }
 
     /// @dev What each of the `count` survivors is paid: the round's reward from the pool plus the
@@ -739,6 +796,15 @@ contract RoundCoordinator is ReentrancyGuard {
         _payouts[taskId][round] = perSurvivor | (uint256(block.number) << 128); // no window: no model
         s.lastPaid = round;
         emit BondForfeited(taskId, round, perSurvivor);
+    }
+
+    /// @dev A binary CIDv1 with a sha2-256 digest, raw or dag-pb (36 bytes): agents parse every
+    ///      CID posted, so a malformed one must not reach the events.
+    function _requireCid(bytes calldata cid) private pure {
+        if (
+            cid.length != 36 || cid[0] != 0x01 || (cid[1] != 0x55 && cid[1] != 0x70) || cid[2] != 0x12
+                || cid[3] != 0x20
+        ) revert MalformedCid(cid);
     }
 
     function _phaseLength(uint32 blocks) private pure returns (bool) {
@@ -813,6 +879,9 @@ contract RoundCoordinator is ReentrancyGuard {
                 m.status = Status.Slashed;
                 amount = _charge(m, t.params.slashAmount);
                 if (amount != 0) emit Slashed(taskId, round, all[i], amount);
+            } else if (m.status == Status.Shared && !m.ejected) {
+                amount = _charge(m, t.params.absenceFee); // shared keys, then never committed
+                if (amount != 0) emit AbsenceCharged(taskId, round, all[i], amount);
             }
             if (amount != 0 && m.stake == 0) {
                 m.ejected = true;

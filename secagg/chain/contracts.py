@@ -61,6 +61,7 @@ class Availability(enum.IntEnum):
     OPEN = 0
     SHARES_FIXED = 1
     INPUTS_FIXED = 2
+    UNMASKS_FIXED = 3
 
 
 def protocol_id(name: str) -> bytes:
@@ -355,6 +356,11 @@ class Contracts:
     def claim_rewards(self, account: LocalAccount, task_id: int) -> TxReceipt:
         return self.chain.transact(account, self.coordinator.functions.claimRewards(task_id))
 
+    def leave(self, account: LocalAccount, task_id: int) -> TxReceipt:
+        """The escape hatch: ``account`` pays the absence fee, takes the rest of its stake back
+        now and is ejected from the task."""
+        return self.chain.transact(account, self.coordinator.functions.leave(task_id))
+
     def withdraw_stake(self, account: LocalAccount, task_id: int) -> TxReceipt:
         return self.chain.transact(account, self.coordinator.functions.withdrawStake(task_id))
 
@@ -386,9 +392,19 @@ class Contracts:
         """Dev chains: advances at once when everyone who may act in the phase has acted,
         otherwise after mining past its deadline."""
         state = self.state(task_id)
-        if state.expected == 0 or state.acted < state.expected:
+        if not self.everyone_acted(task_id, state):
             self.chain.mine(max(0, state.deadline - self.chain.block_number + 1))
         return self.advance(account, task_id)
+
+    def everyone_acted(self, task_id: int, state: TaskState | None = None) -> bool:
+        """Whether the current phase may close before its deadline, as ``advance`` decides:
+        everyone who may act in it has (Registration also needs the aggregator's bond)."""
+        state = state or self.state(task_id)
+        if state.expected == 0 or state.acted < state.expected:
+            return False
+        if state.phase is Phase.REGISTRATION and self.params(task_id).aggregator_bond:
+            return self.bond_of(task_id) != 0
+        return True
 
     # --------------------------------------------------------------- views
 
@@ -405,11 +421,21 @@ class Contracts:
         return Member(index, round_, Status(status), stake, claimed, ejected)
 
     def status(self, task_id: int, address: str) -> Status:
-        return Status(self.chain.call(self.coordinator.functions.statusOf(task_id, address)))
+        """``address``'s status in the task's current round (NONE if it has not acted in it)."""
+        member = self.member(task_id, address)
+        return member.status if member.round == self.state(task_id).round else Status.NONE
 
     def survivors(self, task_id: int, round: int) -> list[str]:
-        """U of ``round``, in registration order (empty before its Reveal phase closed)."""
-        return list(self.chain.call(self.coordinator.functions.survivors(task_id, round)))
+        """U of ``round``, in registration order (empty before its Reveal phase closed): the
+        contract's bitmap over registration indices, read as addresses."""
+        words = self.chain.call(self.coordinator.functions.survivorBits(task_id, round))
+        if not words:
+            return []
+        return [
+            address
+            for i, address in enumerate(self.participants(task_id))
+            if words[i >> 8] >> (i & 255) & 1
+        ]
 
     def participants(self, task_id: int) -> list[str]:
         return list(self.chain.call(self.keys.functions.participants(task_id)))

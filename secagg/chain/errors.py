@@ -12,12 +12,14 @@ from typing import Any, ClassVar
 from secagg.errors import SecAggError
 
 __all__ = [
+    "AggregatorCannotJoinError",
     "AlreadyFlaggedError",
     "AlreadyRegisteredError",
     "AvailabilityFixedError",
     "AvailabilityPendingError",
     "BlobWithheldError",
     "BondAlreadyPostedError",
+    "CannotLeaveNowError",
     "ChainError",
     "ContractError",
     "DeadlinePassedError",
@@ -27,6 +29,7 @@ __all__ = [
     "InsufficientFundsError",
     "InsufficientStakeError",
     "InvalidParameterError",
+    "MalformedCidError",
     "ModelAlreadyRecordedError",
     "NoModelError",
     "NodeError",
@@ -166,6 +169,26 @@ class AlreadyFlaggedError(ContractError):
     """The caller flagged this round already."""
 
     solidity_name = "AlreadyFlagged"
+
+
+class MalformedCidError(ContractError):
+    """A posted CID is not a binary CIDv1 with a sha2-256 digest (raw or dag-pb): agents
+    parse every CID posted, so the contract refuses it before it reaches an event."""
+
+    solidity_name = "MalformedCid"
+
+
+class AggregatorCannotJoinError(ContractError):
+    """The task's aggregator cannot register as one of its participants."""
+
+    solidity_name = "AggregatorCannotJoin"
+
+
+class CannotLeaveNowError(ContractError):
+    """The caller committed in the current round and has not revealed, or is in U during
+    Unmask: it cannot leave before that is over."""
+
+    solidity_name = "CannotLeaveNow"
 
 
 class NotAllowedError(ContractError):

@@ -106,7 +106,8 @@ def measure_gas(
         commit_blocks=2 * num_participants + 2,
         unmask_blocks=2 * num_participants + 2,
         reveal_blocks=2 * num_participants + 2,
-        reward_pool=100 * num_rounds,
+        reward_per_round=10 * num_participants,  # every survivor earns 10 a round
+        reward_pool=10 * num_participants * num_rounds,
         absence_fee=50,
     )
 
@@ -122,7 +123,7 @@ def measure_gas(
     record("createTask", chain.transact(deployer, fn))
     task = contracts.coordinator.functions.taskCount().call()
     for i, account in enumerate(people):
-        record("register", contracts.register(account, task, bytes([i + 1]) * 32))
+        record("register", contracts.register(account, task, (i + 1).to_bytes(32, "big")))
     close_phase()
     if worst:
         _worst_rounds(contracts, task, aggregator, people, record, close_phase)

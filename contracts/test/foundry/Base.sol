@@ -7,6 +7,31 @@ import {RoundCoordinator} from "../../src/RoundCoordinator.sol";
 import {KeyRegistry} from "../../src/KeyRegistry.sol";
 import {ModelRegistry} from "../../src/ModelRegistry.sol";
 
+/// @notice U of `round` as addresses, from the coordinator's bitmap over registration order.
+function survivorsOf(RoundCoordinator rc, uint256 taskId, uint32 round) view returns (address[] memory out) {
+    uint256[] memory bits = rc.survivorBits(taskId, round);
+    address[] memory all = rc.keyRegistry().participants(taskId);
+    out = new address[](all.length);
+    uint256 n;
+    for (uint256 i = 0; i < all.length && bits.length != 0; ++i) {
+        if (bits[i >> 8] & (uint256(1) << (i & 255)) != 0) out[n++] = all[i];
+    }
+    assembly ("memory-safe") {
+        mstore(out, n)
+    }
+}
+
+/// @notice `a`'s status in the task's current round (None if it has not acted in it).
+function statusIn(RoundCoordinator rc, uint256 taskId, address a) view returns (RoundCoordinator.Status) {
+    RoundCoordinator.Member memory m = rc.memberOf(taskId, a);
+    return m.round == rc.taskState(taskId).round ? m.status : RoundCoordinator.Status.None;
+}
+
+/// @notice A binary CIDv1 (raw, sha2-256) naming `label`: what the contract accepts.
+function cidOf(bytes memory label) pure returns (bytes memory) {
+    return abi.encodePacked(bytes4(0x01551220), keccak256(label)); // keccak: an opcode, not a call a prank would take
+}
+
 /// @notice Deploys RewardToken + RoundCoordinator, funds the accounts and drives a task.
 ///         Everything that depends on the coordinator's interface (TaskParams, the arguments
 ///         of register, shareKeys, commit, reveal, ...) is written here once: when the
@@ -24,7 +49,7 @@ abstract contract CoordinatorBase is TestBase {
 
     uint256 internal constant N = 6;
     uint256 internal constant FUNDS = 1_000_000 ether; // minted to every account
-    bytes internal constant MODEL0 = "bafy-initial-model";
+    bytes internal constant MODEL0 = hex"015512201111111111111111111111111111111111111111111111111111111111111111";
 
     function setUp() public virtual {
         token = new RewardToken("Reward", "RWD", address(this));
@@ -165,7 +190,7 @@ abstract contract CoordinatorBase is TestBase {
     }
 
     function _modelCid(uint32 round) internal pure returns (bytes memory) {
-        return abi.encodePacked("bafy-model-", bytes32(uint256(round)));
+        return cidOf(abi.encodePacked("model-", bytes32(uint256(round))));
     }
 
     // ------------------------------------------------------------------ participants
@@ -194,11 +219,11 @@ abstract contract CoordinatorBase is TestBase {
     }
 
     function _bundleCid(address acct) internal pure returns (bytes memory) {
-        return abi.encodePacked("bafy-bundle-", acct);
+        return cidOf(abi.encodePacked("bundle-", acct));
     }
 
     function _inputCid(address acct) internal pure returns (bytes memory) {
-        return abi.encodePacked("bafy-input-", acct);
+        return cidOf(abi.encodePacked("input-", acct));
     }
 
     function _salt(address acct) internal pure returns (bytes32) {
@@ -219,7 +244,7 @@ abstract contract CoordinatorBase is TestBase {
 
     function _postUnmask(uint256 taskId, address acct) internal {
         _prank(acct);
-        rc.postUnmask(taskId, abi.encodePacked("bafy-unmask-", acct));
+        rc.postUnmask(taskId, cidOf(abi.encodePacked("unmask-", acct)));
     }
 
     // ------------------------------------------------------------------ phases
@@ -261,7 +286,7 @@ abstract contract CoordinatorBase is TestBase {
         _declareIfDue(taskId); // no input withheld (HE tasks: in Finalize)
         if (_phase(taskId) == RoundCoordinator.Phase.Unmask) {
             for (uint256 i = 0; i < n; ++i) {
-                if (rc.statusOf(taskId, all[i]) == RoundCoordinator.Status.Revealed) _postUnmask(taskId, all[i]);
+                if (statusIn(rc, taskId, all[i]) == RoundCoordinator.Status.Revealed) _postUnmask(taskId, all[i]);
             }
             _finishPhase(taskId); // -> Finalize
         }

@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {TestBase, vm} from "./utils/Vm.sol";
-import {CoordinatorBase} from "./Base.sol";
+import {CoordinatorBase, survivorsOf, statusIn, cidOf} from "./Base.sol";
 import {RoundCoordinator} from "../../src/RoundCoordinator.sol";
 import {RewardToken} from "../../src/RewardToken.sol";
 
@@ -155,6 +155,12 @@ contract Handler is CoordinatorBase {
             mstore(withheld, k)
         }
         calls[shares ? bytes32("declareShares") : bytes32("declareInputs")]++;
+        uint256 fee = rc.taskParams(taskId).absenceFee; // a declared member pays the absence fee
+        for (uint256 j = 0; j < k; ++j) {
+            address a = all[withheld[j]];
+            uint256 stake = ghostStake[taskId][a];
+            ghostStake[taskId][a] = stake - (stake < fee ? stake : fee);
+        }
         _declareUnavailable(taskId, withheld);
         RoundCoordinator.State memory next = rc.taskState(taskId);
         return next.phase != s.phase || next.round != s.round;
@@ -315,8 +321,8 @@ contract Handler is CoordinatorBase {
             if (m.index == 0 || m.ejected) continue;
             RoundCoordinator.Status st = _status(a);
             uint256 fee;
-            if (st == RoundCoordinator.Status.None) {
-                fee = p.absenceFee;
+            if (st == RoundCoordinator.Status.None || (fixU && st == RoundCoordinator.Status.Shared)) {
+                fee = p.absenceFee; // absent from the first phase, or shared and never committed
             } else if (fixU && st == RoundCoordinator.Status.Committed) {
                 require(ghostCommitted[taskId][round][a], "committed without the handler");
                 fee = p.slashAmount;
@@ -328,7 +334,7 @@ contract Handler is CoordinatorBase {
     }
 
     function _credit(uint32 round, uint256 per) internal {
-        address[] memory u = rc.survivors(taskId, round);
+        address[] memory u = survivorsOf(rc, taskId, round);
         for (uint256 i = 0; i < u.length; ++i) ghostEarned[taskId][u[i]] += per;
     }
 
@@ -342,7 +348,7 @@ contract Handler is CoordinatorBase {
     }
 
     function _status(address a) internal view returns (RoundCoordinator.Status) {
-        return rc.statusOf(taskId, a);
+        return statusIn(rc, taskId, a);
     }
 
     function _active(address a) internal view returns (bool) {
@@ -397,7 +403,7 @@ contract InvariantTest is TestBase {
             uint256 id = h.tasks(t);
             for (uint256 k = 0; k < h.closedRoundCount(id); ++k) {
                 uint32 round = h.closedRounds(id, k);
-                address[] memory u = rc.survivors(id, round);
+                address[] memory u = survivorsOf(rc, id, round);
                 for (uint256 i = 0; i < u.length; ++i) {
                     vm.assertTrue(h.ghostCommitted(id, round, u[i]), "a survivor that never committed");
                     vm.assertTrue(

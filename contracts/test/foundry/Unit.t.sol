@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {vm} from "./utils/Vm.sol";
-import {CoordinatorBase} from "./Base.sol";
+import {CoordinatorBase, survivorsOf, statusIn, cidOf} from "./Base.sol";
 import {RoundCoordinator} from "../../src/RoundCoordinator.sol";
 import {KeyRegistry} from "../../src/KeyRegistry.sol";
 import {ModelRegistry} from "../../src/ModelRegistry.sol";
@@ -138,7 +138,7 @@ contract UnitTest is CoordinatorBase {
         vm.expectEmit(true, true, true, true, address(rc));
         emit RoundCoordinator.SharesPosted(taskId, 1, a, keccak256(abi.encode("mask", a)), _bundleCid(a));
         _shareKeys(taskId, a);
-        vm.assertTrue(rc.statusOf(taskId, a) == RoundCoordinator.Status.Shared, "shared");
+        vm.assertTrue(statusIn(rc, taskId, a) == RoundCoordinator.Status.Shared, "shared");
         vm.assertEq(rc.taskState(taskId).acted, 1, "acted");
     }
 
@@ -149,7 +149,7 @@ contract UnitTest is CoordinatorBase {
         vm.expectEmit(true, true, true, true, address(rc));
         emit RoundCoordinator.Committed(taskId, 1, a, c);
         _commit(taskId, a);
-        vm.assertTrue(rc.statusOf(taskId, a) == RoundCoordinator.Status.Committed, "committed");
+        vm.assertTrue(statusIn(rc, taskId, a) == RoundCoordinator.Status.Committed, "committed");
         vm.assertEq(rc.commitmentOf(taskId, a, 1), c, "commitment of round 1");
         vm.assertEq(rc.commitmentOf(taskId, a, 2), bytes32(0), "none in round 2");
         vm.assertEq(rc.commitmentOf(taskId, members[1], 1), bytes32(0), "none for another");
@@ -159,7 +159,7 @@ contract UnitTest is CoordinatorBase {
         uint256 taskId = _startedTask(heParams(), N);
         vm.assertTrue(_phase(taskId) == COMMIT, "HE rounds start at Commit");
         _commit(taskId, members[0]);
-        vm.assertTrue(rc.statusOf(taskId, members[0]) == RoundCoordinator.Status.Committed, "committed");
+        vm.assertTrue(statusIn(rc, taskId, members[0]) == RoundCoordinator.Status.Committed, "committed");
     }
 
     function test_reveal() public {
@@ -168,7 +168,7 @@ contract UnitTest is CoordinatorBase {
         vm.expectEmit(true, true, true, true, address(rc));
         emit RoundCoordinator.Revealed(taskId, 1, a, _inputCid(a));
         _reveal(taskId, a);
-        vm.assertTrue(rc.statusOf(taskId, a) == RoundCoordinator.Status.Revealed, "revealed");
+        vm.assertTrue(statusIn(rc, taskId, a) == RoundCoordinator.Status.Revealed, "revealed");
     }
 
     function test_advance_closesRevealAndSlashes() public {
@@ -182,8 +182,8 @@ contract UnitTest is CoordinatorBase {
         vm.assertEq(rc.taskState(taskId).survivors, N - 1, "|U|");
         vm.assertEq(rc.memberOf(taskId, members[0]).stake, 60 ether, "slashed stake");
         vm.assertEq(rc.slashedOf(taskId), 40 ether, "slashed held");
-        vm.assertTrue(rc.statusOf(taskId, members[0]) == RoundCoordinator.Status.Slashed, "status");
-        address[] memory u = rc.survivors(taskId, 1);
+        vm.assertTrue(statusIn(rc, taskId, members[0]) == RoundCoordinator.Status.Slashed, "status");
+        address[] memory u = survivorsOf(rc, taskId, 1);
         vm.assertEq(u.length, N - 1, "U listed");
         for (uint256 i = 1; i < N; ++i) vm.assertEq(u[i - 1], members[i], "U in registration order");
     }
@@ -191,9 +191,9 @@ contract UnitTest is CoordinatorBase {
     function test_postUnmask() public {
         uint256 taskId = _taskAt(UNMASK);
         vm.expectEmit(true, true, true, true, address(rc));
-        emit RoundCoordinator.UnmaskPosted(taskId, 1, members[0], abi.encodePacked("bafy-unmask-", members[0]));
+        emit RoundCoordinator.UnmaskPosted(taskId, 1, members[0], cidOf(abi.encodePacked("unmask-", members[0])));
         _postUnmask(taskId, members[0]);
-        vm.assertTrue(rc.statusOf(taskId, members[0]) == RoundCoordinator.Status.Unmasked, "unmasked");
+        vm.assertTrue(statusIn(rc, taskId, members[0]) == RoundCoordinator.Status.Unmasked, "unmasked");
         for (uint256 i = 1; i < N; ++i) _postUnmask(taskId, members[i]);
         rc.advance(taskId); // all of U posted: Unmask ends early
         vm.assertTrue(_phase(taskId) == FINALIZE, "finalize");
@@ -312,9 +312,9 @@ contract UnitTest is CoordinatorBase {
         vm.assertEq(rc.taskOwner(taskId), owner, "owner");
         vm.assertEq(rc.bondOf(taskId), 50 ether, "bond");
         vm.assertEq(rc.slashedOf(taskId), 0, "slashed");
-        vm.assertTrue(rc.statusOf(taskId, members[0]) == RoundCoordinator.Status.None, "status");
+        vm.assertTrue(statusIn(rc, taskId, members[0]) == RoundCoordinator.Status.None, "status");
         vm.assertEq(rc.creditOf(taskId, stranger), 0, "no credit");
-        vm.assertEq(rc.survivors(taskId, 1).length, 0, "U not fixed yet");
+        vm.assertEq(survivorsOf(rc, taskId, 1).length, 0, "U not fixed yet");
         vm.assertEq(keys.participantCount(taskId), N, "count");
         vm.assertEq(keys.participants(taskId)[N - 1], members[N - 1], "order");
         vm.assertEq(rc.MAX_PARTICIPANTS(), 512, "cap");
@@ -405,11 +405,11 @@ contract UnitTest is CoordinatorBase {
         bad.createTask(defaultParams(), model, bytes32(0));
         // an empty initial model, an empty final model
         vm.prank(owner);
-        vm.expectRevert(_invalid("initialModelCid"));
+        vm.expectRevert(abi.encodeWithSelector(RoundCoordinator.MalformedCid.selector, ""));
         rc.createTask(defaultParams(), "", bytes32(0));
         uint256 taskId = _taskAt(FINALIZE);
         vm.prank(aggregator);
-        vm.expectRevert(_invalid("modelCid"));
+        vm.expectRevert(abi.encodeWithSelector(RoundCoordinator.MalformedCid.selector, ""));
         rc.finalizeRound(taskId, "", bytes32(0));
     }
 
@@ -696,7 +696,7 @@ contract UnitTest is CoordinatorBase {
         vm.expectEmit(true, true, false, true, address(rc));
         emit RoundCoordinator.Unavailable(taskId, 1, COMMIT, _idx(2));
         _declareUnavailable(taskId, _idx(2));
-        vm.assertTrue(rc.statusOf(taskId, members[2]) == RoundCoordinator.Status.SharesWithheld, "withheld");
+        vm.assertTrue(statusIn(rc, taskId, members[2]) == RoundCoordinator.Status.SharesWithheld, "withheld");
         _expectRevert(abi.encodeWithSelector(RoundCoordinator.BlobWithheld.selector, taskId, 1, members[2]));
         _commit(taskId, members[2]);
         _commit(taskId, members[0]); // the others commit
@@ -709,9 +709,9 @@ contract UnitTest is CoordinatorBase {
         uint256 before = rc.memberOf(taskId, members[1]).stake;
         _declareUnavailable(taskId, _idx(1));
         vm.assertEq(rc.taskState(taskId).survivors, N - 1, "left U");
-        vm.assertEq(rc.survivors(taskId, 1).length, N - 1, "U bitmap");
+        vm.assertEq(survivorsOf(rc, taskId, 1).length, N - 1, "U bitmap");
         vm.assertEq(rc.taskState(taskId).expected, N - 1, "one fewer to wait for");
-        vm.assertEq(rc.memberOf(taskId, members[1]).stake, before, "not slashed");
+        vm.assertEq(rc.memberOf(taskId, members[1]).stake, before - defaultParams().absenceFee, "the absence fee");
         _expectRevert(abi.encodeWithSelector(RoundCoordinator.NotSurvivor.selector, taskId, 1, members[1]));
         _postUnmask(taskId, members[1]);
         for (uint256 i = 0; i < N; ++i) {
@@ -933,5 +933,34 @@ contract UnitTest is CoordinatorBase {
         p.challengeBlocks = rc.MIN_PHASE_BLOCKS() - 1;
         _expectRevert(abi.encodeWithSelector(RoundCoordinator.InvalidParameter.selector, "challengeBlocks"));
         _createTask(p);
+    }
+
+    // ------------------------------------------------------------------ leaving
+
+    function test_leave() public {
+        RoundCoordinator.TaskParams memory p = defaultParams();
+        uint256 taskId = _startedTask(p, N); // round 1, ShareKeys
+        uint256 before = token.balanceOf(members[0]);
+        vm.expectEmit(true, true, true, true, address(rc));
+        emit RoundCoordinator.AbsenceCharged(taskId, 1, members[0], p.absenceFee);
+        vm.prank(members[0]);
+        rc.leave(taskId);
+        vm.prank(members[0]);
+        rc.withdrawStake(taskId); // at once, before the task ends
+        vm.assertEq(token.balanceOf(members[0]), before + p.stake - p.absenceFee, "stake less the fee");
+        vm.assertTrue(rc.memberOf(taskId, members[0]).ejected, "ejected");
+        vm.assertEq(rc.taskState(taskId).expected, N - 1, "ShareKeys stops waiting for it");
+        vm.assertEq(rc.slashedOf(taskId), p.absenceFee, "the fee goes to survivors");
+    }
+
+    function test_error_CannotLeaveNow() public {
+        uint256 taskId = _startedTask();
+        for (uint256 i = 0; i < N; ++i) _shareKeys(taskId, members[i]);
+        _finishPhase(taskId);
+        _declareNone(taskId);
+        _commit(taskId, members[0]);
+        vm.expectRevert(abi.encodeWithSelector(RoundCoordinator.CannotLeaveNow.selector, taskId, 1, members[0]));
+        vm.prank(members[0]);
+        rc.leave(taskId);
     }
 }
