@@ -196,3 +196,12 @@ class World:
         self.contracts.finalize_round(
             self.aggregator, task, cid(model.decode()), hashlib.sha256(model).digest()
         )
+
+
+def registered_task(world: World, **overrides: Any) -> int:
+    """A task with every participant registered, in round 1's first phase (Registration
+    closes early: the task is full)."""
+    task = world.create_task(**overrides)
+    world.register(task)
+    world.contracts.advance(world.outsider, task)
+    return task

@@ -1,11 +1,15 @@
-"""Shared test settings: hypothesis profiles and the ``cuda`` marker (skipped without a device)."""
+"""Shared test settings: hypothesis profiles, the ``cuda`` marker (skipped without a device),
+and the embedded-chain world of the contract tests (``world``: reverted after each test)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from .chain_world import World
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -39,3 +43,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def fresh() -> World:
+    """Deployed contracts and funded accounts on an embedded chain, once per module."""
+    from secagg.chain import Chain
+
+    return World.build(Chain.embedded())
+
+
+@pytest.fixture
+def world(fresh: World) -> Iterator[World]:
+    """``fresh`` as it was before the test: every test's transactions are reverted after it."""
+    snapshot = fresh.chain.snapshot()
+    fresh.reveals.clear()
+    yield fresh
+    fresh.chain.revert(snapshot)

@@ -4,11 +4,9 @@ driven through the contract's own functions by the party that would mount it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from secagg.chain import Chain, Phase, Status
+from secagg.chain import Phase, Status
 from secagg.chain.allowlist import proof, root
 from secagg.chain.contracts import Availability
 from secagg.chain.errors import (
@@ -30,29 +28,12 @@ from secagg.chain.errors import (
     WrongPhaseError,
 )
 
-from .chain_world import World
+from .chain_world import World, registered_task
 
 STAKE, SLASH, FEE = 100, 60, 30  # World.params' stake and slash; the absence fee used here
 
 
-@pytest.fixture(scope="module")
-def fresh() -> World:
-    return World.build(Chain.embedded())
-
-
-@pytest.fixture
-def world(fresh: World) -> Iterator[World]:
-    snapshot = fresh.chain.snapshot()
-    fresh.reveals.clear()
-    yield fresh
-    fresh.chain.revert(snapshot)
-
-
-def started(world: World, **overrides: object) -> int:
-    task = world.create_task(**overrides)
-    world.register(task)
-    world.contracts.advance(world.outsider, task)  # full: Registration closes early
-    return task
+started = registered_task  # a task with every participant registered, in round 1's first phase
 
 
 # ----------------------------------------------------------------- data availability (§1)

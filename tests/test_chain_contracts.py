@@ -7,7 +7,6 @@ the Solidity name and arguments), never as a web3 or eth-tester exception.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 
@@ -40,29 +39,17 @@ from secagg.chain.errors import (
     WrongPhaseError,
 )
 
-from .chain_world import TOKENS, World, cid, deploy_fixture, fixture_artifact, salt
+from .chain_world import (
+    TOKENS,
+    World,
+    cid,
+    deploy_fixture,
+    fixture_artifact,
+    registered_task,
+    salt,
+)
 
 MIN_PHASE, MAX_PHASE = 5, 100_800  # RoundCoordinator.MIN_PHASE_BLOCKS, MAX_PHASE_BLOCKS
-
-
-@pytest.fixture(scope="module")
-def fresh() -> World:
-    return World.build(Chain.embedded())
-
-
-@pytest.fixture
-def world(fresh: World) -> Iterator[World]:
-    snapshot = fresh.chain.snapshot()
-    fresh.reveals.clear()
-    yield fresh
-    fresh.chain.revert(snapshot)
-
-
-def registered_task(world: World, **overrides: object) -> int:
-    task = world.create_task(**overrides)
-    world.register(task)
-    world.contracts.advance(world.outsider, task)  # full: closes early
-    return task
 
 
 # ----------------------------------------------------------------------------- createTask
