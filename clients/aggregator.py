@@ -39,7 +39,7 @@ from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
 from secagg.store import Store, StoreError, StoreUnavailableError, to_bytes
 
-from .keeper import advance_if_due
+from .keeper import KeeperAgent
 from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, Metrics
 from .models import ModelBlob
@@ -71,7 +71,7 @@ def next_model(
     return ModelBlob(round, weights, tuple(sorted(result.survivors)), weight, aggregate)
 
 
-class Aggregator:
+class Aggregator(KeeperAgent):
     """The task's aggregator account, following ``task_id``.
 
     Parameters
@@ -100,7 +100,7 @@ class Aggregator:
         self.clock = clock
         self.ledger = TaskLedger(contracts, task_id)
         self.decryptions: dict[int, str] = {}
-        self._checked: set[tuple[int, Phase]] = set()  # (round, phase) whose blobs it checked
+        self._unmasks_checked: set[int] = set()  # rounds whose unmask blobs were all here
         self.failed: dict[int, AbortError] = {}
 
     def accept_decryption(self, round: int, cid: str) -> None:
@@ -117,16 +117,6 @@ class Aggregator:
     ) -> ModelBlob:
         """The model to post: FedAvg's step (:func:`next_model`)."""
         return next_model(proto, previous, result, round, aggregate)
-
-    def step(self) -> bool:
-        """Act on the chain's current phase if not done yet, else end the phase if it is due;
-        True when something was done."""
-        return self.act() or self.keep()
-
-    def keep(self) -> bool:
-        """End the current phase if it is due (:func:`~secagg.clients.keeper.advance_if_due`):
-        every agent is a keeper; True when this call ended it."""
-        return advance_if_due(self.contracts, self.ledger, self.account)
 
     def act(self) -> bool:
         """Fix the current stage's data availability, or finalize the round when its Finalize
@@ -188,24 +178,23 @@ class Aggregator:
             cids = {a: cid for a, (_, cid) in postings.shares.items()}
         elif phase is (Phase.UNMASK if masking else Phase.FINALIZE) and not postings.inputs_fixed:
             cids = dict(postings.reveals)
-        elif stage3 and not postings.unmasks_fixed and (r, phase) not in self._checked:
+        elif stage3 and not postings.unmasks_fixed and r not in self._unmasks_checked:
             cids = dict(postings.unmasks)
         else:
             return False
-        self._checked.add((r, phase))  # one declaration per stage, even when it fails
         t0 = self.clock()
         withheld = []
         for address, cid in cids.items():
             try:
                 self.store.put(self.ledger.blob(self.store, r, cid))  # served by us too
             except StoreUnavailableError:
-                self._checked.discard((r, phase))
-                raise
+                raise  # our own store is down: wait, do not call the blob unavailable
             except StoreError as exc:
                 withheld.append(self.ledger.id_of(address))
                 self.metrics.note(r, f"client {withheld[-1]}'s blob {cid} is unavailable: {exc}")
         if stage3 and not withheld:
-            return False  # every unmask blob is here: nothing to declare
+            self._unmasks_checked.add(r)  # every unmask blob is here: nothing to declare
+            return False
         try:
             receipt = self.contracts.declare_unavailable(
                 self.account, self.task_id, sorted(withheld)

@@ -9,6 +9,8 @@ failing at ShareKeys) is credited the task's ``keeperFee`` from the owner's pool
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from eth_account.signers.local import LocalAccount
 
 from secagg.chain import Contracts, Phase
@@ -16,7 +18,7 @@ from secagg.chain.errors import ChainError
 
 from .ledger import TaskLedger
 
-__all__ = ["advance_if_due", "phase_is_due"]
+__all__ = ["KeeperAgent", "advance_if_due", "phase_is_due"]
 
 
 def phase_is_due(contracts: Contracts, ledger: TaskLedger) -> bool:
@@ -38,3 +40,25 @@ def advance_if_due(contracts: Contracts, ledger: TaskLedger, account: LocalAccou
         return False
     ledger.sync()
     return True
+
+
+class KeeperAgent(ABC):
+    """An agent with an account on chain: it acts on the current phase and, when it has
+    nothing to do, ends the phase if it is due (every such agent is a keeper)."""
+
+    contracts: Contracts
+    ledger: TaskLedger
+    account: LocalAccount  # signs the agent's transactions
+
+    @abstractmethod
+    def act(self) -> bool:
+        """Act on the chain's current phase if not done yet; True when something was done."""
+
+    def step(self) -> bool:
+        """Act on the current phase, else end it if it is due; True when something was done."""
+        return self.act() or self.keep()
+
+    def keep(self) -> bool:
+        """End the current phase if it is due (:func:`advance_if_due`); True when this call
+        ended it."""
+        return advance_if_due(self.contracts, self.ledger, self.account)

@@ -41,7 +41,6 @@ class RoundPostings:
     withheld_shares: set[str] = field(default_factory=set)
     withheld_inputs: set[str] = field(default_factory=set)
     withheld_unmasks: set[str] = field(default_factory=set)
-    flags: set[str] = field(default_factory=set)  # members who flagged the finalized round
     shares_fixed: bool = False
     inputs_fixed: bool = False
     unmasks_fixed: bool = False
@@ -68,7 +67,6 @@ class TaskLedger:
         self.rounds: dict[int, RoundPostings] = {}
         self.models: dict[int, tuple[str, bytes]] = {}
         self.amounts: dict[str, dict[str, int]] = {}  # Slashed/AbsenceCharged/RewardClaimed/...
-        self.ejected: set[str] = set()
         self._spec: TaskSpec | None = None
         self._protocol: Protocol[Any] | None = None
         self._blobs: tuple[int, dict[str, bytes]] = (0, {})  # (round, CID -> blob)
@@ -114,10 +112,6 @@ class TaskLedger:
             self._add_amount(name, a["participant"], a["amount"])
         elif name == "KeeperCredited":
             self._add_amount(name, a["keeper"], a["amount"])
-        elif name == "RoundFlagged":
-            self.postings(a["round"]).flags.add(a["member"])
-        elif name == "MemberEjected":
-            self.ejected.add(a["participant"])
         elif name == "Unavailable":
             postings = self.postings(a["round"])
             withheld = {self.members[i] for i in a["withheld"]}

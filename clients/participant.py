@@ -47,7 +47,7 @@ from secagg.randomness import RandomSource
 from secagg.store import Store, to_bytes
 from secagg.wire import Message
 
-from .keeper import advance_if_due
+from .keeper import KeeperAgent
 from .ledger import TaskLedger
 from .metrics import PARTICIPANTS, Metrics
 from .models import ModelBlob
@@ -83,7 +83,7 @@ class _RoundState:
     salt: bytes | None = None
 
 
-class Participant:
+class Participant(KeeperAgent):
     """One participant of one task.
 
     Parameters
@@ -121,6 +121,7 @@ class Participant:
     ) -> None:
         self.contracts, self.store, self.task_id = contracts, store, task_id
         self.identity = identity
+        self.account = identity.account
         self.data = data
         self.rng = rng
         self.metrics = metrics
@@ -168,16 +169,6 @@ class Participant:
         )  # fmt: skip
 
     # -- following -----------------------------------------------------------------------------
-    def step(self) -> bool:
-        """Act on the chain's current phase if not done yet, else end the phase if it is due;
-        True when something was done."""
-        return self.act() or self.keep()
-
-    def keep(self) -> bool:
-        """End the current phase if it is due (:func:`~secagg.clients.keeper.advance_if_due`):
-        every agent is a keeper; True when this call ended it."""
-        return advance_if_due(self.contracts, self.ledger, self.identity.account)
-
     def act(self) -> bool:
         """Act on the chain's current phase if not done yet; True when something was done."""
         self.ledger.sync()

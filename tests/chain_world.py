@@ -162,6 +162,26 @@ class World:
         for account in accounts:
             self.contracts.post_unmask(account, task, cid(f"unmask/{account.address}"))
 
+    def reveal_round(
+        self,
+        task: int,
+        *,
+        share: list[LocalAccount] | None = None,
+        commit: list[LocalAccount] | None = None,
+        reveal: list[LocalAccount] | None = None,
+    ) -> list[LocalAccount]:
+        """A round from ShareKeys to the reveals, with Reveal still open (each list defaults
+        to the previous phase's); returns who revealed."""
+        share = self.participants if share is None else share
+        commit = share if commit is None else commit
+        reveal = commit if reveal is None else reveal
+        self.share(task, share)
+        self.finish_phase(task)
+        self.commit(task, commit)
+        self.finish_phase(task)
+        self.reveal(task, reveal)
+        return reveal
+
     def run_round(
         self,
         task: int,
@@ -173,17 +193,9 @@ class World:
         finalize: bool = True,
     ) -> None:
         """One round from ShareKeys; each list defaults to the previous phase's."""
-        share = self.participants if share is None else share
-        commit = share if commit is None else commit
-        reveal = commit if reveal is None else reveal
-        unmask = reveal if unmask is None else unmask
-        self.share(task, share)
+        reveal = self.reveal_round(task, share=share, commit=commit, reveal=reveal)
         self.finish_phase(task)
-        self.commit(task, commit)
-        self.finish_phase(task)
-        self.reveal(task, reveal)
-        self.finish_phase(task)
-        self.unmask(task, unmask)
+        self.unmask(task, reveal if unmask is None else unmask)
         self.finish_phase(task)  # early when everyone in U posted
         if finalize:
             self.finalize(task)

@@ -94,6 +94,18 @@ def assert_one_kind_each(revealed: dict[int, set[str]], survivors: list[int]) ->
     assert all("b" not in revealed.get(v, set()) for v in range(6) if v not in survivors), revealed
 
 
+def assert_input_left_u(result: DemoResult, revealed: dict[int, set[str]]) -> None:
+    """Client 5's input was declared unavailable: the other five finalize and verify, only
+    s_5^SK shares are revealed (never b_5), and 5 is not paid and pays the absence fee (the
+    chain cannot tell a withholder from a censored member)."""
+    (r,) = result.rounds
+    assert r.outcome == "finalized" and r.verified, r.notes
+    assert r.survivors == [0, 1, 2, 3, 4]
+    assert revealed[CHEAT] == {"s"}
+    assert_one_kind_each(revealed, r.survivors)
+    assert CHEAT not in result.round_rewards and result.absence_fees == {CHEAT: ABSENCE_FEE}
+
+
 def test_a_withheld_bundle_costs_the_withholder_its_round_not_the_others() -> None:
     """Before: honest members could not fetch 5's bundle, left the round, and it failed at
     REVEAL for free. Now the aggregator declares it unavailable before anyone commits; 5 cannot
@@ -114,12 +126,7 @@ def test_a_withheld_input_leaves_u_and_the_aggregator_does_not_crash() -> None:
     """Before: the aggregator crashed on NotFoundError. Now 5 leaves U by the declaration; its
     pairwise masks are removed with its s_5 shares; nobody reveals b_5."""
     result, revealed = run(withholder(Phase.COMMIT))
-    (r,) = result.rounds
-    assert r.outcome == "finalized" and r.verified, r.notes
-    assert r.survivors == [0, 1, 2, 3, 4]
-    assert revealed[CHEAT] == {"s"}
-    assert_one_kind_each(revealed, r.survivors)
-    assert CHEAT not in result.round_rewards and result.absence_fees == {CHEAT: ABSENCE_FEE}
+    assert_input_left_u(result, revealed)
 
 
 def test_a_bundle_served_to_the_aggregator_only_is_served_to_everyone_by_it() -> None:
@@ -171,11 +178,4 @@ def test_an_input_called_unavailable_is_never_unmasked_whoever_was_served_it() -
     masked for an aggregator that does hold it. The round finalizes with the other five."""
 
     result, revealed = run(wrap=lambda store: HidesFromAggregator(store, MemoryStore()))
-    (r,) = result.rounds
-    assert r.outcome == "finalized" and r.verified, r.notes
-    assert r.survivors == [0, 1, 2, 3, 4]
-    assert revealed[CHEAT] == {"s"}
-    assert_one_kind_each(revealed, r.survivors)
-    # the censored member is not paid and pays the (bounded) absence fee: the chain cannot
-    # tell it from a withholder
-    assert CHEAT not in result.round_rewards and result.absence_fees == {CHEAT: ABSENCE_FEE}
+    assert_input_left_u(result, revealed)  # not paid, fee charged: as for a withholder

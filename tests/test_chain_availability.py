@@ -77,11 +77,7 @@ def test_a_withheld_input_leaves_u_is_not_paid_and_not_slashed(world: World) -> 
     earns nothing and keeps its stake (the chain cannot tell it from a censored member)."""
     c, p = world.contracts, world.participants
     task = started(world)
-    world.share(task, p)
-    world.finish_phase(task)
-    world.commit(task, p)
-    world.finish_phase(task)
-    world.reveal(task, p)
+    world.reveal_round(task)
     world.finish_phase(task)
     assert c.state(task).survivors == 6
     with pytest.raises(AvailabilityPendingError):
@@ -101,11 +97,7 @@ def test_a_withheld_input_leaves_u_is_not_paid_and_not_slashed(world: World) -> 
 def test_withheld_inputs_below_the_threshold_fail_the_round_at_once(world: World) -> None:
     c, p = world.contracts, world.participants
     task = started(world)
-    world.share(task, p)
-    world.finish_phase(task)
-    world.commit(task, p)
-    world.finish_phase(task)
-    world.reveal(task, p[:4])
+    world.reveal_round(task, reveal=p[:4])
     world.finish_phase(task)
     assert c.state(task).phase is Phase.UNMASK
     world.declare(task, (0, 1))  # U = {2, 3} < threshold 3
@@ -241,11 +233,7 @@ def test_the_caller_of_the_walk_is_paid_the_keeper_fee_from_the_pool(world: Worl
     c, p = world.contracts, world.participants
     task = started(world, keeper_fee=7)
     pool = c.pool_of(task)
-    world.share(task, p)
-    world.finish_phase(task)
-    world.commit(task, p)
-    world.finish_phase(task)
-    world.reveal(task, p)
+    world.reveal_round(task)
     c.advance_when_possible(p[4], task)  # the end of Reveal: the walk over the members
     assert c.pool_of(task) == pool - 7
     assert c.credit_of(task, p[4].address) == 7

@@ -429,10 +429,7 @@ contract RoundCoordinator is ReentrancyGuard {
         }
         if (s.phase == Phase.ShareKeys && !current) s.expected -= 1; // ShareKeys stops waiting for it
         _fine(taskId, t, m, msg.sender);
-        if (m.ejected) return; // the fee took the whole stake
-        m.ejected = true;
-        t.ejected += 1;
-        emit MemberEjected(taskId, round, msg.sender);
+        if (!m.ejected) _eject(taskId, t, m, msg.sender); // unless the fee took the whole stake
     }
 
     /// @notice After the task ended, or once the caller left it (`leave`): returns the caller's
@@ -532,12 +529,12 @@ contract RoundCoordinator is ReentrancyGuard {
         State storage s = t.state;
         Phase phase = s.phase;
         if (phase == Phase.Ended) revert WrongPhase(taskId, Phase.None, Phase.Ended);
-        bool everyoneActed = s.expected != 0 && s.acted >= s.expected;
-        if (phase == Phase.Registration && t.params.aggregatorBond != 0 && t.bond == 0) everyoneActed = false;
-        if (block.number <= s.deadline && !everyoneActed) revert PhaseStillOpen(taskId, s.deadline);
         TaskParams storage p = t.params;
+        // only Registration waits for the bond (the other phases read neither slot)
+        bool bonded = phase != Phase.Registration || p.aggregatorBond == 0 || t.bond != 0;
+        bool everyoneActed = s.expected != 0 && s.acted >= s.expected && bonded;
+        if (block.number <= s.deadline && !everyoneActed) revert PhaseStillOpen(taskId, s.deadline);
         if (phase == Phase.Registration) {
-            bool bonded = p.aggregatorBond == 0 || t.bond != 0;
             if (s.acted >= p.minParticipants && bonded) _startRound(taskId, t, 1);
             else _end(taskId, t);
         } else if (phase == Phase.ShareKeys) {
@@ -686,13 +683,16 @@ contract RoundCoordinator is ReentrancyGuard {
     function _fine(uint256 taskId, Task storage t, Member storage m, address account) private {
         uint128 amount = _charge(m, t.params.absenceFee);
         if (amount == 0) return;
-        uint32 round = t.state.round;
         t.slashed += amount;
-        emit AbsenceCharged(taskId, round, account, amount);
-        if (m.stake != 0) return;
+        emit AbsenceCharged(taskId, t.state.round, account, amount);
+        if (m.stake == 0) _eject(taskId, t, m, account);
+    }
+
+    /// @dev `m` can no longer act in the task (its stake is gone, or it left).
+    function _eject(uint256 taskId, Task storage t, Member storage m, address account) private {
         m.ejected = true;
         t.ejected += 1;
-        emit MemberEjected(taskId, round, account);
+        emit MemberEjected(taskId, t.state.round, account);
     }
 
     /// @dev The checks every participant call starts with: the task exists, `phase` is open,
