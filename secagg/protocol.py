@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy.typing as npt
 
+from secagg.dp.config import DistributedDP
 from secagg.errors import (
     ConfigError,
     DuplicateMessageError,
@@ -47,6 +48,7 @@ from secagg.errors import (
 from secagg.primitives.secret import SecretHolder
 from secagg.primitives.signing import SigningKey
 from secagg.quantize import (
+    Encoder,
     QuantizationConfig,
     Quantizer,
     check_clients_and_clip,
@@ -239,13 +241,23 @@ class CommonConfig(BaseConfig):
         q: per-entry fixed-point precision (2^(q-1) - 1 levels on each side of zero).
     ring_bits:
         b in {32, 64}. The sum must fit: n * 2^q <= 2^b.
+    dp:
+        Distributed differential privacy (:class:`~secagg.dp.DistributedDP`), or None. With it,
+        clients encode their updates with L2 clipping, rotation and integer noise instead of
+        the per-entry ``clip`` and ``quant_bits`` (which then play no part), and the protocol
+        checks that it never finalizes a sum of fewer than ``dp.min_contributors`` inputs.
     """
 
     quant_bits: int = 20
     ring_bits: int = 32
+    dp: DistributedDP | None = None
 
     def __post_init__(self) -> None:
         check_quantization(self.clip, self.quant_bits, self.ring_bits, self.num_clients)
+        if self.dp is not None and not isinstance(self.dp, DistributedDP):
+            raise ConfigError(
+                f"dp must be a DistributedDP or None, got {self.dp!r}", parameter="dp"
+            )
 
     @property
     def quantization(self) -> QuantizationConfig:
@@ -524,9 +536,10 @@ class Protocol(ABC, Generic[C]):
         ``keys``: the public key material, for protocols with task keys)."""
 
     @abstractmethod
-    def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
+    def decode(self, raw_sum: npt.NDArray[Any], like: Any, session: Session | None = None) -> Any:
         """The float64 sum of the survivors' (clipped, weighted) updates from
-        :attr:`AggregateResult.ring_sum`, as numpy or as a torch tensor on ``like``'s device."""
+        :attr:`AggregateResult.ring_sum`, as numpy or as a torch tensor on ``like``'s device
+        (``session``: the round, which protocols with distributed DP need to decode)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.config}>"
@@ -546,13 +559,44 @@ class QuantizedProtocol(Protocol[Q]):
     def __init__(self, config: Q) -> None:
         super().__init__(config)
         self.quantizer = Quantizer(config.quantization)
+        if config.dp is not None:
+            config.dp.check_protocol(
+                self.name, config.num_clients, self.min_inputs, config.ring_bits
+            )
 
-    def decode_sum(self, ring_sum: Any) -> Any:
-        """The float64 sum of the survivors' (weighted, clipped) updates."""
-        return self.quantizer.dequantize(ring_sum)
+    @property
+    def min_inputs(self) -> int:
+        """The fewest inputs in any sum the server finalizes (``min_survivors``)."""
+        return int(self.config.min_survivors)  # type: ignore[attr-defined]
 
-    def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
-        return self.decode_sum(self.quantizer.ring.like(raw_sum, like))
+    @property
+    def dp(self) -> DistributedDP | None:
+        """The distributed-DP configuration, or None."""
+        return self.config.dp
+
+    def encoder(self, session: Session) -> Encoder:
+        """The input encoding of ``session``: the quantizer, or the session's
+        :class:`~secagg.dp.DPEncoder` (its rotation is seeded by the session and round)."""
+        if self.config.dp is None:
+            return self.quantizer
+        from secagg.dp.encoding import DPEncoder
+
+        return DPEncoder(self.config.dp, self.config.num_clients, self.quantizer.ring, session)
+
+    def decode_sum(self, ring_sum: Any, session: Session | None = None) -> Any:
+        """The float64 sum of the survivors' (weighted, clipped) updates (with DP, plus the
+        noise; then ``session`` is required: it seeds the rotation to undo)."""
+        if self.config.dp is None:
+            return self.quantizer.dequantize(ring_sum)
+        if session is None:
+            raise ConfigError(
+                f"{self.name} with dp: decoding needs the session (its rotation)",
+                parameter="session",
+            )
+        return self.encoder(session).dequantize(ring_sum)
+
+    def decode(self, raw_sum: npt.NDArray[Any], like: Any, session: Session | None = None) -> Any:
+        return self.decode_sum(self.quantizer.ring.like(raw_sum, like), session)
 
 
 class Registry:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,7 @@ from secagg.ring import Ring, RingVector, is_torch
 
 __all__ = [
     "MAX_QUANT_BITS",
+    "Encoder",
     "QuantizationConfig",
     "Quantizer",
     "check_clients_and_clip",
@@ -184,6 +185,21 @@ def clip_weighted(x: Any, clip: float, weight: float = 1.0) -> npt.NDArray[np.fl
         x = x.detach().to("cpu", torch.float64).numpy()
     result: npt.NDArray[np.float64] = np.clip(_finite_float64(x), -clip, clip) * float(weight)
     return result
+
+
+class Encoder(Protocol):
+    """What a client machine needs of its input encoding: :class:`Quantizer`, or with
+    distributed DP a session's :class:`~secagg.dp.encoding.DPEncoder`."""
+
+    ring: Ring
+
+    def quantize(self, x: Any, rng: RandomSource, *, weight: float = 1.0) -> RingVector:
+        """One client's update as a ring vector."""
+        ...
+
+    def dequantize(self, ring_sum: RingVector) -> Any:
+        """A ring sum of encodings as float64."""
+        ...
 
 
 class Quantizer:

@@ -71,6 +71,9 @@ class SimulationResult:
         The raw sum as the server holds it (numpy): in Z_{2^b}, or float64 for CKKS.
     session:
         The session the round ran in.
+    epsilon:
+        With distributed DP (``proto.dp``): the round's epsilon at ``dp.delta`` (one round of
+        :class:`~secagg.dp.PrivacyAccountant`); None without.
     """
 
     sum: Any
@@ -80,6 +83,7 @@ class SimulationResult:
     stats: dict[str, dict[str, PhaseStats]]
     ring_sum: Any
     session: Session = field(repr=False)
+    epsilon: float | None = None
 
     def bytes_per_client(self) -> float:
         """Mean bytes sent per client over all phases."""
@@ -294,7 +298,13 @@ def simulate(
             clients[cid].receive(incoming)
 
     result = server.result
-    total = unflatten(proto.decode(result.ring_sum, first), spec)
+    total = unflatten(proto.decode(result.ring_sum, first, session), spec)
+    dp = getattr(proto, "dp", None)
+    epsilon = None
+    if dp is not None:
+        from secagg.dp.accounting import PrivacyAccountant
+
+        epsilon = PrivacyAccountant(dp, proto.num_clients, session.dim).epsilon(1)
     return SimulationResult(
         sum=total,
         survivors=result.survivors,
@@ -303,4 +313,5 @@ def simulate(
         stats=stats,
         ring_sum=result.ring_sum,
         session=session,
+        epsilon=epsilon,
     )

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from secagg.errors import ConfigError
-from secagg.protocol import BaseConfig, KeyMaterial
+from secagg.protocol import BaseConfig, KeyMaterial, Session
 from secagg.randomness import RandomSource
 from secagg.ring import is_torch
 
@@ -95,14 +95,14 @@ class CKKS(HEProtocol):
         """Fresh keys. SEAL draws the randomness itself (OS-seeded); ``rng`` is unused."""
         return keygen(self.preset)
 
-    def scheme(self, keys: KeyMaterial) -> CkksScheme:
+    def scheme(self, keys: KeyMaterial, session: Session | None = None) -> CkksScheme:
         return CkksScheme(self.preset, keys, self.config.clip, self.num_clients)
 
     def error_bound(self, num_inputs: int) -> float:
         """Per-entry bound on |decrypted sum - exact sum| for a sum of ``num_inputs``."""
         return self.preset.error_bound(num_inputs)
 
-    def decode(self, raw_sum: npt.NDArray[Any], like: Any) -> Any:
+    def decode(self, raw_sum: npt.NDArray[Any], like: Any, session: Session | None = None) -> Any:
         # raw_sum may be a read-only view of the received DecryptedSum bytes: hand the caller
         # its own writable copy
         if is_torch(like):

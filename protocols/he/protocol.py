@@ -37,8 +37,9 @@ class HEProtocol(Protocol[Any]):
         return mode
 
     @abstractmethod
-    def scheme(self, keys: KeyMaterial) -> Scheme:
-        """The scheme bound to ``keys`` (able to decrypt only when ``keys.secret`` is set)."""
+    def scheme(self, keys: KeyMaterial, session: Session | None = None) -> Scheme:
+        """The scheme bound to ``keys`` (able to decrypt only when ``keys.secret`` is set);
+        a client's is also bound to its ``session`` (distributed DP's rotation)."""
 
     @abstractmethod
     def keygen(self, rng: RandomSource | int | None = None) -> KeyMaterial:
@@ -85,7 +86,7 @@ class HEProtocol(Protocol[Any]):
         return HEClient(
             identity,
             session,
-            self.scheme(keys),
+            self.scheme(keys, session),
             self._rng(rng),
             min_survivors=self.config.min_survivors,
             max_inputs=self.num_clients,

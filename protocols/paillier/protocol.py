@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from secagg.errors import ConfigError
-from secagg.protocol import CommonConfig, KeyMaterial, QuantizedProtocol
+from secagg.protocol import CommonConfig, KeyMaterial, QuantizedProtocol, Session
 from secagg.randomness import RandomSource
 
 from ..he.protocol import HEProtocol
@@ -56,6 +56,12 @@ class PaillierConfig(CommonConfig):
             raise ConfigError(
                 f"guard_bits must be an int in [0, 8], got {g!r}", parameter="guard_bits"
             )
+        if self.dp is not None and self.num_clients << self.dp.bits > 1 << self.ring_bits:
+            raise ConfigError(
+                f"with dp, {self.num_clients} sums of b={self.dp.bits}-bit encodings need "
+                f"num_clients * 2^b <= 2^ring_bits; lower dp.bits or use ring_bits=64",
+                parameter="dp",
+            )
         if self.slot_bits > 63:
             raise ConfigError(
                 f"a slot needs quant_bits + ceil(log2 num_clients) + guard_bits = "
@@ -66,8 +72,9 @@ class PaillierConfig(CommonConfig):
 
     @property
     def slot_bits(self) -> int:
-        """w_s = q + ceil(log2 n) + g."""
-        return slot_bits(self.quant_bits, self.num_clients, self.guard_bits)
+        """w_s = q + ceil(log2 n) + g (q = dp.bits + 1 with dp)."""
+        q = self.quant_bits if self.dp is None else self.dp.bits + 1
+        return slot_bits(q, self.num_clients, self.guard_bits)
 
     @property
     def slots(self) -> int:
@@ -89,5 +96,10 @@ class Paillier(HEProtocol, QuantizedProtocol[PaillierConfig]):
         """Fresh keys; p and q come from ``rng`` (OS entropy by default)."""
         return keygen(self.config.key_bits, self._rng(rng))
 
-    def scheme(self, keys: KeyMaterial) -> PaillierScheme:
-        return PaillierScheme(keys, self.config.key_bits, self.quantizer, self.config.guard_bits)
+    def scheme(self, keys: KeyMaterial, session: Session | None = None) -> PaillierScheme:
+        """With ``dp``, slots hold the DP encoding's [-2^(b-1), 2^(b-1)): levels 2^(b-1) and
+        b + 1 bits; clients need ``session`` (it seeds the DP rotation), the others do not."""
+        cfg = self.config
+        encoder = self.quantizer if session is None else self.encoder(session)
+        levels = cfg.quantization.levels if cfg.dp is None else 1 << (cfg.dp.bits - 1)
+        return PaillierScheme(keys, cfg.key_bits, encoder, levels=levels, width=cfg.slot_bits)

@@ -31,7 +31,7 @@ from secagg.errors import (
     MissingSecretKeyError,
 )
 from secagg.protocol import KeyMaterial, SecretBytes
-from secagg.quantize import Quantizer
+from secagg.quantize import Encoder
 from secagg.randomness import RandomSource
 
 from ..he.scheme import Accumulator, Scheme
@@ -77,15 +77,24 @@ class PaillierScheme(Scheme):
     key_bits:
         |N|; a key of another size is refused.
     quantizer:
-        The task's quantizer (clip, q, ring).
-    guard_bits:
-        g, extra bits per slot.
+        The input encoding (the task's quantizer, or a client's DP encoder): ``quantize``
+        and ``ring``.
+    levels:
+        L: encodings lie in [-L, L] and are offset by L into [0, 2L].
+    width:
+        w_s, bits per slot (:func:`slot_bits`).
     """
 
     value_dtype = np.dtype(np.uint64)
 
     def __init__(
-        self, keys: KeyMaterial, key_bits: int, quantizer: Quantizer, guard_bits: int
+        self,
+        keys: KeyMaterial,
+        key_bits: int,
+        quantizer: Encoder,
+        *,
+        levels: int,
+        width: int,
     ) -> None:
         if len(keys.public) != key_bits // 8 or not keys.public[0] & 0x80:
             raise ConfigError(f"public key is not a {key_bits}-bit modulus", parameter="keys")
@@ -104,10 +113,8 @@ class PaillierScheme(Scheme):
         self._key_bytes = key_bits // 8
         self.nsquare = gmpy2.mpz(self.public_key.nsquare)
         self._quantizer = quantizer
-        self._levels = quantizer.config.levels
-        self.width = slot_bits(
-            quantizer.config.quant_bits, quantizer.config.num_clients, guard_bits
-        )
+        self._levels = levels
+        self.width = width
         self.slots = (key_bits - 1) // self.width
 
     @property

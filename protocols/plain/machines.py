@@ -13,7 +13,7 @@ from secagg.protocol import (
     Session,
     Terminal,
 )
-from secagg.quantize import Quantizer
+from secagg.quantize import Encoder, Quantizer
 from secagg.randomness import RandomSource
 from secagg.ring import RingVector
 from secagg.wire import Message
@@ -27,7 +27,7 @@ class PlainClient(ClientMachine[Phase]):
     TRANSITIONS: ClassVar = {(Phase.INPUT, Event.START): Terminal.FINISHED}
 
     def __init__(
-        self, identity: int, session: Session, quantizer: Quantizer, rng: RandomSource
+        self, identity: int, session: Session, quantizer: Encoder, rng: RandomSource
     ) -> None:
         super().__init__(Phase.INPUT, identity, session)
         self._quantizer = quantizer

@@ -56,7 +56,7 @@ class Plain(QuantizedProtocol[PlainConfig]):
         keys: KeyMaterial | None = None,
     ) -> PlainClient:
         self._no_keys(keys)
-        return PlainClient(identity, session, self.quantizer, self._rng(rng))
+        return PlainClient(identity, session, self.encoder(session), self._rng(rng))
 
     def server(
         self,

@@ -28,7 +28,7 @@ from secagg.primitives.shamir import Shamir
 from secagg.primitives.signing import SignedPurpose, signed_message, verify
 from secagg.primitives.x25519 import KeyPair, key_point, validate_public_key
 from secagg.protocol import SERVER, ClientMachine, Credentials, Event, Session, Terminal
-from secagg.quantize import Quantizer
+from secagg.quantize import Encoder
 from secagg.randomness import RandomSource
 from secagg.ring import RingVector
 from secagg.wire import Message
@@ -138,7 +138,7 @@ class SecAggPlusClient(ClientMachine[Phase]):
         identity: int,
         session: Session,
         config: SecAggPlusConfig,
-        quantizer: Quantizer,
+        quantizer: Encoder,
         rng: RandomSource,
         credentials: Credentials | None = None,
         agreement_key: KeyPair | None = None,

@@ -71,7 +71,7 @@ class SecAggPlus(QuantizedProtocol[SecAggPlusConfig]):
             identity,
             session,
             self.config,
-            self.quantizer,
+            self.encoder(session),
             self._rng(rng),
             credentials,
             agreement_key,

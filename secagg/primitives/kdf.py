@@ -42,6 +42,8 @@ class Label(bytes, Enum):
     """Uniforms for stochastic rounding (not secret-critical, but never a global RNG)."""
     NEIGHBOUR_GRAPH = b"secagg/v1/neighbour-graph"
     """Public: the permutation that places clients on the SecAgg+ Harary graph."""
+    DP_ROTATION = b"secagg/v1/dp-rotation"
+    """Public: the random signs of a round's distributed-DP rotation (from the session id)."""
     FLOWER_ROUND_SEED = b"secagg/v1/flower-round-seed"
     """A Flower node's per-round seed in seed mode (tests, examples), from its fixed seed."""
 

@@ -1,0 +1,137 @@
+"""Distributed DP through the ring protocols: the decoding bound, the noise the aggregator
+cannot remove, the survivor minimum the guarantee needs, and the refusals."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from secagg import protocols, simulate
+from secagg.dp import DistributedDP
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp.encoding import DPEncoder
+from secagg.dp.sampling import IntegerSampler
+from secagg.errors import AbortError, ConfigError
+from secagg.protocol import Session
+from secagg.randomness import SeededRandom
+
+N, D, M = 10, 1024, 8
+DP = DistributedDP(l2_clip=1.0, noise_multiplier=0.5, min_contributors=M, delta=1e-3, bits=20)
+
+
+def inputs(n: int = N, d: int = D, scale: float = 0.05) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {u: rng.normal(size=d) * scale for u in range(n)}
+
+
+def clipped(x: np.ndarray, c: float) -> np.ndarray:
+    return x * min(1.0, c / float(np.linalg.norm(x)))
+
+
+def test_decoded_sum_is_within_the_rounding_bound_of_sum_plus_noise() -> None:
+    """decode(sum_u (r_u + z_u)) = sum_u clip(x_u) + gamma C^T-rotated noise + rounding, with
+    the rounding part at most gamma * sum_u ||r_u - y_u|| <= gamma n sqrt(d) in L2 norm, each
+    rounding within the conditional L2 bound."""
+    proto = protocols.get("plain", num_clients=N, min_survivors=M, dp=DP)
+    session = Session(bytes(range(16)), D, 3)
+    enc: DPEncoder = proto.encoder(session)
+    xs = inputs()
+    ring = proto.quantizer.ring
+    total = ring.zeros(D)
+    noise = np.zeros(D, dtype=np.int64)
+    rounding = 0.0
+    for u, x in xs.items():
+        sampler = IntegerSampler(SeededRandom(u))
+        y = enc.scaled(x)
+        r = enc.round(y, sampler)
+        assert np.all(np.abs(r - y) < 1)
+        assert int(np.square(r.astype(object)).sum()) <= enc.params.norm_bound_sq
+        z = sampler.discrete_gaussian(enc.params.variance, D)
+        noise += z
+        rounding += float(np.linalg.norm(r - y))
+        ring.add_(total, ring.from_signed(r + z))
+    decoded = proto.decode(total, np.zeros(1), session)
+    expected = sum(clipped(x, DP.l2_clip) for x in xs.values())
+    expected = expected + enc.rotation.unrotate(noise * enc.params.gamma)
+    error = float(np.linalg.norm(decoded - expected))
+    assert error <= enc.params.gamma * rounding <= enc.params.gamma * N * math.sqrt(D)
+
+
+@pytest.mark.parametrize("name", ["plain", "secagg", "secaggplus", "paillier"])
+def test_every_ring_protocol_adds_the_calibrated_noise_and_reports_epsilon(name: str) -> None:
+    """The aggregator's decoded sum carries noise of variance n sigma^2 gamma^2 per entry
+    (n = 10 contributors), at least the configured (z c)^2: the curious aggregator's best
+    estimate of the exact sum is off by that much. epsilon is the accountant's for one round."""
+    dp = DistributedDP(l2_clip=1.0, noise_multiplier=0.5, min_contributors=M, delta=1e-3, bits=16)
+    proto = protocols.get(name, num_clients=N, min_survivors=M, dp=dp)
+    xs = inputs(d=2048 if name != "paillier" else 512)
+    result = simulate(proto, xs, seed=4)
+    d = len(xs[0])
+    p = PrivacyAccountant(dp, N, d).params
+    error = result.sum - sum(clipped(x, dp.l2_clip) for x in xs.values())
+    predicted = math.sqrt(N * p.variance) * p.gamma
+    assert predicted >= dp.noise_multiplier * dp.l2_clip * math.sqrt(N / M)
+    assert error.std() == pytest.approx(predicted, rel=0.1)
+    assert abs(error.mean()) < 4 * predicted / math.sqrt(d)
+    assert result.epsilon == PrivacyAccountant(dp, N, d).epsilon(1)
+
+
+def test_dropouts_down_to_the_minimum_keep_the_calibrated_noise() -> None:
+    """Two of ten drop before masking: eight noise shares remain, which is what the guarantee
+    was calibrated for (variance >= (z c)^2). (SecAgg's complete graph: on SecAgg+'s sparse
+    graph at n = 10 two neighbours' dropouts can leave too few shares of a third.)"""
+    proto = protocols.get("secagg", num_clients=N, min_survivors=M, dp=DP)
+    masked = proto.phases[2]
+    xs = inputs(d=2048)
+    result = simulate(proto, xs, dropouts={0: masked, 1: masked}, seed=5)
+    assert result.survivors == frozenset(range(2, N))
+    p = PrivacyAccountant(DP, N, 2048).params
+    error = result.sum - sum(clipped(xs[u], DP.l2_clip) for u in result.survivors)
+    assert error.std() == pytest.approx(math.sqrt(M * p.variance) * p.gamma, rel=0.1)
+    assert math.sqrt(M * p.variance) * p.gamma >= DP.noise_multiplier * DP.l2_clip
+
+
+def test_a_sum_with_fewer_noise_shares_than_calibrated_is_never_released() -> None:
+    """Three of ten drop: a sum of seven would carry 7/8 of the calibrated noise. The server
+    aborts at the unmasking step instead of releasing it."""
+    proto = protocols.get("secagg", num_clients=N, min_survivors=M, dp=DP)
+    masked = proto.phases[2]
+    with pytest.raises(AbortError) as info:
+        simulate(proto, inputs(), dropouts={u: masked for u in range(3)}, seed=6)
+    assert info.value.reason == "too-few-survivors"
+
+
+@pytest.mark.parametrize("name", ["plain", "secaggplus", "paillier"])
+def test_a_protocol_that_may_release_fewer_shares_is_refused_naming_the_numbers(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"only 7 inputs.*min_contributors=8") as err:
+        protocols.get(name, num_clients=N, min_survivors=7, dp=DP)
+    assert err.value.parameter == "min_contributors"
+
+
+def test_modulus_larger_than_the_ring_and_dp_on_ckks_are_refused() -> None:
+    wide = DistributedDP(l2_clip=1.0, noise_multiplier=0.5, min_contributors=M, delta=1e-3, bits=40)
+    with pytest.raises(ConfigError, match="Z_2\\^32") as err:
+        protocols.get("secaggplus", num_clients=N, min_survivors=M, dp=wide)
+    assert err.value.parameter == "bits"
+    with pytest.raises(ConfigError, match="no parameter dp"):
+        protocols.get("ckks", num_clients=N, dp=DP)
+
+
+def test_decoding_a_dp_sum_needs_its_session() -> None:
+    proto = protocols.get("plain", num_clients=N, min_survivors=M, dp=DP)
+    with pytest.raises(ConfigError) as err:
+        proto.decode(np.zeros(4, dtype=np.uint32), np.zeros(1))
+    assert err.value.parameter == "session"
+
+
+def test_the_rotation_changes_every_round_and_the_noise_with_the_rng() -> None:
+    proto: Any = protocols.get("plain", num_clients=N, min_survivors=M, dp=DP)
+    x = inputs()[0]
+    one, two = (proto.encoder(Session(bytes(16), D, r)) for r in (1, 2))
+    assert not np.array_equal(one.rotation.signs, two.rotation.signs)
+    a = one.quantize(x, SeededRandom(1))
+    np.testing.assert_array_equal(a, one.quantize(x, SeededRandom(1)))
+    assert not np.array_equal(a, one.quantize(x, SeededRandom(2)))
