@@ -34,7 +34,7 @@ from secagg import wire
 from secagg.chain import Contracts, Phase
 from secagg.chain.errors import ChainError
 from secagg.errors import AbortError, SecAggError
-from secagg.protocol import AggregateResult, KeyMaterial, Protocol
+from secagg.protocol import AggregateResult, KeyMaterial, Protocol, Session
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
 from secagg.store import Store, StoreError, StoreUnavailableError, to_bytes
@@ -44,6 +44,7 @@ from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, Metrics
 from .models import ModelBlob
 from .replay import replay
+from .task import uses_dp
 
 __all__ = ["Aggregator", "KeyHolder", "next_model"]
 
@@ -54,17 +55,23 @@ def next_model(
     result: AggregateResult,
     round: int,
     aggregate: str | None = None,
+    *,
+    session: Session | None = None,
 ) -> ModelBlob:
     """FedAvg's step from the secure sum: w + (sum_U w_u Delta_u) / sum_U w_u.
 
     The last entry of the decoded sum is sum_U w_u (clients append 1.0 to their update).
+    With distributed DP (``proto.dp``; ``session`` then required, it seeds the rotation to
+    undo) every client has weight 1 and appends 0.0, and the step is the noisy mean
+    w + (sum_U clip(Delta_u) + noise) / |U| (DP-FedAvg, McMahan et al. 2018): a noisy
+    sum_U w_u would be a poor denominator, and |U| is public.
     """
-    total = np.asarray(proto.decode(result.ring_sum, np.zeros(1)), dtype=np.float64)
+    total = np.asarray(proto.decode(result.ring_sum, np.zeros(1), session), dtype=np.float64)
     if len(total) != len(previous.weights) + 1:
         raise AbortError(
             "wrong-dimension", f"a sum of {len(total)} for a model of {len(previous.weights)}"
         )
-    weight = float(total[-1])
+    weight = float(len(result.survivors)) if uses_dp(proto) else float(total[-1])
     if not weight > 0:
         raise AbortError("no-weight", f"the survivors' total weight is {weight}")
     weights = (previous.weights.astype(np.float64) + total[:-1] / weight).astype(np.float32)
@@ -114,9 +121,10 @@ class Aggregator(KeeperAgent):
         result: AggregateResult,
         round: int,
         aggregate: str | None,
+        session: Session | None = None,
     ) -> ModelBlob:
         """The model to post: FedAvg's step (:func:`next_model`)."""
-        return next_model(proto, previous, result, round, aggregate)
+        return next_model(proto, previous, result, round, aggregate, session=session)
 
     def act(self) -> bool:
         """Fix the current stage's data availability, or finalize the round when its Finalize
@@ -145,7 +153,9 @@ class Aggregator(KeeperAgent):
             assert outcome.result is not None
             _, previous_cid, _ = self.ledger.latest_model(r)
             previous = ModelBlob.decode(self.store.get(previous_cid))
-            model = self.model_for(proto, previous, outcome.result, r, decrypted_cid)
+            model = self.model_for(
+                proto, previous, outcome.result, r, decrypted_cid, record.session
+            )
         except AbortError as exc:
             self.failed[r] = exc
             self.metrics.note(r, f"aggregator aborted: {exc}")

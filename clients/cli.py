@@ -47,6 +47,10 @@ def _demo(args: argparse.Namespace) -> int:
             chain=args.chain,
             store=args.store,
             model=args.model,
+            dp_noise=args.dp_noise,
+            dp_clip=args.dp_clip,
+            dp_bits=args.dp_bits,
+            dp_budget=args.dp_budget,
         )
     except SecAggError as exc:
         console.print(f"[red]{exc}[/]")
@@ -171,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", default="memory", help="memory | dir:PATH | ipfs | ipfs:URL")
     demo.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     demo.add_argument("--out", default="results", help="folder for results.json and plots")
+    dp = demo.add_argument_group("distributed differential privacy (secagg.dp)")
+    dp.add_argument(
+        "--dp-noise", type=float, default=0.0, help="noise multiplier z; 0 (default): no DP"
+    )
+    dp.add_argument("--dp-clip", type=float, default=1.0, help="L2 clip of each update")
+    dp.add_argument("--dp-bits", type=int, default=20, help="modulus bits b of the noisy sum")
+    dp.add_argument(
+        "--dp-budget", type=float, default=None, help="epsilon past which participants stop"
+    )
     demo.set_defaults(func=_demo)
     verify = sub.add_parser("verify", help="recompute a round's model from public data")
     verify.add_argument("--task", type=int, required=True)

@@ -30,6 +30,8 @@ import torch
 
 from secagg.chain import AnvilNode, Chain, Contracts, Phase, TaskParams, deploy, protocol_id
 from secagg.chain.errors import NodeUnavailableError
+from secagg.dp import DistributedDP
+from secagg.dp.accounting import PrivacyAccountant
 from secagg.errors import ConfigError
 from secagg.protocol import KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
@@ -52,7 +54,7 @@ from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
 from .models import ModelBlob
 from .participant import Identity, Participant, training_seed
-from .task import TaskSpec
+from .task import TaskSpec, build_protocol
 from .trainer import (
     Federation,
     Trainer,
@@ -118,6 +120,10 @@ class DemoConfig:
     aggregator_crashes: tuple[tuple[int, Phase], ...] = ()
     store_outages: tuple[tuple[int, Phase], ...] = ()
     chain_outages: tuple[tuple[int, Phase], ...] = ()
+    dp_noise: float = 0.0
+    dp_clip: float = 1.0
+    dp_bits: int = 20
+    dp_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.clients < 3:
@@ -131,6 +137,17 @@ class DemoConfig:
                 "store outages need the IPFS daemon the demo starts (store='ipfs')",
                 parameter="store_outages",
             )
+        if self.dp_noise < 0:
+            raise ConfigError(
+                "dp_noise is a noise multiplier >= 0 (0: no DP)", parameter="dp_noise"
+            )
+        if self.dp_noise > 0 and self.protocol == "ckks":
+            raise ConfigError(
+                "distributed DP needs a ring protocol (plain, secagg, secaggplus, paillier)",
+                parameter="dp_noise",
+            )
+        if self.dp_noise > 0:  # a DP combination the protocol cannot keep fails here, named
+            build_protocol(self.protocol, self.protocol_config())
         if self.chain_outages and self.chain != "anvil":
             raise ConfigError(
                 "chain outages need the anvil node the demo starts (chain='anvil')",
@@ -152,7 +169,26 @@ class DemoConfig:
         }
         if self.protocol in ("secagg", "secaggplus"):  # sized for the dropout the run injects
             config["dropout_rate"] = max(0.1, self.dropout)
+        dp = self.dp()
+        if dp is not None:  # no sum of fewer than the noise was calibrated for
+            config["min_survivors"] = dp.min_contributors
+            config["dp"] = dp.to_dict()
         return config
+
+    def dp(self) -> DistributedDP | None:
+        """With ``dp_noise`` > 0: noise calibrated for all but the dropout the run tolerates
+        (m = n - ceil(max(10 %, dropout) n), the protocol's minimum survivors), delta = 1/n."""
+        if self.dp_noise <= 0:
+            return None
+        n = self.clients
+        return DistributedDP(
+            l2_clip=self.dp_clip,
+            noise_multiplier=self.dp_noise,
+            min_contributors=n - math.ceil(max(0.1, self.dropout) * n),
+            delta=1.0 / n,
+            bits=self.dp_bits,
+            epsilon_budget=self.dp_budget,
+        )
 
 
 @dataclass
@@ -164,6 +200,7 @@ class RoundReport:
     survivors: list[int]
     accuracy: float | None
     plain_accuracy: float | None
+    epsilon: float | None
     seconds: float
     phase_seconds: dict[str, float]
     bytes_per_client: float
@@ -422,9 +459,8 @@ class Demo:
                                batch_size=cfg.batch_size)  # fmt: skip
 
     def _protocol(self) -> Protocol[Any]:
-        import secagg.protocols as protocols
 
-        proto: Protocol[Any] = protocols.get(self.config.protocol, **self.config.protocol_config())
+        proto = build_protocol(self.config.protocol, self.config.protocol_config())
         return proto
 
     def _participant(self, u: int) -> Participant:
@@ -597,6 +633,11 @@ class Demo:
         reference = list(self.like)
         initial_accuracy = self._accuracy(ModelBlob.decode(self.store.get(initial_cid)).weights)
         reports = []
+        dp = self.config.dp()
+        accountant = None
+        if dp is not None:
+            dim = sum(p.numel() for p in self.like) + 1
+            accountant = PrivacyAccountant(dp, self.config.clients, dim)
         for r in range(1, self.config.rounds + 1):
             postings = ledger.postings(r)
             costs = metrics.costs[r][PARTICIPANTS]
@@ -630,6 +671,7 @@ class Demo:
                     survivors=survivors,
                     accuracy=accuracy,
                     plain_accuracy=plain,
+                    epsilon=None if accountant is None else accountant.epsilon(r),
                     seconds=sum(phase_seconds.get(r, {}).values()),
                     phase_seconds=phase_seconds.get(r, {}),
                     bytes_per_client=total_cost.bytes_per_actor,

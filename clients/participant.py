@@ -38,6 +38,7 @@ from eth_account.signers.local import LocalAccount
 from secagg import wire
 from secagg.chain import Contracts, Phase
 from secagg.chain.errors import ChainError
+from secagg.dp.accounting import PrivacyAccountant
 from secagg.errors import AbortError, SecAggError
 from secagg.primitives.x25519 import KeyPair
 from secagg.protocol import ClientMachine, KeyMaterial, Protocol
@@ -52,7 +53,7 @@ from .ledger import TaskLedger
 from .metrics import PARTICIPANTS, Metrics
 from .models import ModelBlob
 from .replay import forwarded_shares, server_keys, unmask_request
-from .task import TaskSpec
+from .task import TaskSpec, uses_dp
 from .trainer import Shard, Trainer, flatten_params, make_model, unflatten_params
 
 __all__ = ["Identity", "Participant", "training_seed"]
@@ -213,6 +214,7 @@ class Participant(KeeperAgent):
     def _share_keys(self, r: int) -> bool:
         proto = self._protocol()
         assert isinstance(proto, SecAggPlus)
+        self._check_privacy_budget(proto, r)  # before sharing keys: no absence fee for it
         t0 = self.clock()
         session = self.ledger.session(self.store, r)
         machine = proto.client(
@@ -249,6 +251,7 @@ class Participant(KeeperAgent):
             raise AbortError("bundle-withheld", "the aggregator could not fetch this bundle")
         if masking and not postings.shares_fixed:
             return None  # the aggregator is checking the bundles (it waits out store outages)
+        self._check_privacy_budget(proto, r)
         update, weight = self._train(r)
         t0 = self.clock()
         message: Message | None
@@ -281,8 +284,23 @@ class Participant(KeeperAgent):
         self._timed_post(r, Phase.COMMIT, t0, blob, int(receipt["gasUsed"]))
         return True
 
+    def _check_privacy_budget(self, proto: Protocol[Any], r: int) -> None:
+        """Refuse (``AbortError("privacy-budget")``) to send an update whose round would take
+        the task's epsilon past ``dp.epsilon_budget``: round r is this task's r-th release."""
+        dp = getattr(proto, "dp", None)
+        if dp is None or dp.epsilon_budget is None:
+            return
+        eps = PrivacyAccountant(dp, proto.num_clients, self._spec().dim).epsilon(r)
+        if eps > dp.epsilon_budget:
+            raise AbortError(
+                "privacy-budget",
+                f"round {r} would bring the task to epsilon {eps:.3f} at delta {dp.delta:g}, "
+                f"past its budget {dp.epsilon_budget:g}: this participant sends no more updates",
+            )
+
     def _train(self, r: int) -> tuple[torch.Tensor, float]:
-        """Delta_u of local training from the newest global model, with 1.0 appended, and w_u."""
+        """Delta_u of local training from the newest global model, with 1.0 appended, and w_u
+        (with distributed DP: 0.0 appended and weight 1, see :func:`next_model`)."""
         t0 = self.clock()
         spec = self._spec()
         _, cid, _ = self.ledger.latest_model(r)
@@ -295,9 +313,13 @@ class Participant(KeeperAgent):
         start = unflatten_params(torch.from_numpy(np.array(weights)), like)
         seed = training_seed(self.rng, r)
         delta = flatten_params(self._trainer.local_update(start, self.data, seed=seed))
-        update = torch.cat([delta, torch.ones(1, device=delta.device, dtype=delta.dtype)])
+        if uses_dp(self._protocol()):  # DP-FedAvg: weight 1, the server divides by |U|
+            tail, weight = torch.zeros(1, device=delta.device, dtype=delta.dtype), 1.0
+        else:
+            tail = torch.ones(1, device=delta.device, dtype=delta.dtype)
+            weight = len(self.data) / spec.total_samples
         self.metrics.record(r, PARTICIPANTS, "train", self.id, seconds=self.clock() - t0)
-        return update, len(self.data) / spec.total_samples
+        return torch.cat([delta, tail]), weight
 
     def _reveal(self, r: int) -> bool:
         state = self._current(r)

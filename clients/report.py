@@ -22,8 +22,9 @@ def round_table(result: DemoResult) -> Table:
     """One row per round: outcome, accuracy (secure and plain FedAvg), time, bytes, gas."""
     protocol = result.config["protocol"]
     table = Table(title=f"{protocol}: {result.config['clients']} clients, task {result.task_id}")
-    names = ("round", "outcome", "|U|", "acc", "plain", "secs", "B/client", "gas/client", "ok")
-    for name in names:
+    dp = any(r.epsilon is not None for r in result.rounds)
+    names = ("round", "outcome", "|U|", "acc", "plain", *(("eps",) if dp else ()))
+    for name in (*names, "secs", "B/client", "gas/client", "ok"):
         table.add_column(name, justify="right")
     for r in result.rounds:
         table.add_row(
@@ -32,12 +33,15 @@ def round_table(result: DemoResult) -> Table:
             str(len(r.survivors)),
             _num(r.accuracy, ".3f"),
             _num(r.plain_accuracy, ".3f"),
+            *((_num(r.epsilon, ".2f"),) if dp else ()),
             f"{r.seconds:.2f}",
             f"{r.bytes_per_client:,.0f}",
             f"{r.gas_per_participant:,.0f}",
             {True: "yes", False: "NO", None: "-"}[r.verified],
         )
     table.caption = "acc: test accuracy; plain: plain FedAvg on the same survivors; ok: verified"
+    if dp:
+        table.caption += "; eps: the task's epsilon after the round (delta = 1/n)"
     return table
 
 

@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import secagg.protocols as protocols
+from secagg.dp import DistributedDP
 from secagg.errors import ConfigError
 from secagg.protocol import Protocol
 from secagg.store.cid import cid_of_digest
 
-__all__ = ["SPEC_VERSION", "TaskSpec", "session_id", "spec_cid"]
+__all__ = ["SPEC_VERSION", "TaskSpec", "build_protocol", "session_id", "spec_cid", "uses_dp"]
 
 SPEC_VERSION = 1
 _SESSION_LABEL = b"secagg/v1/onchain-session"
@@ -36,7 +37,8 @@ class TaskSpec:
     protocol:
         A name from ``secagg.protocols.names()``.
     config:
-        The keyword arguments of ``protocols.get(protocol, **config)`` (JSON values).
+        The keyword arguments of ``protocols.get(protocol, **config)`` (JSON values; ``dp``
+        as :meth:`DistributedDP.to_dict <secagg.dp.DistributedDP.to_dict>`).
     model:
         The architecture (``"mlp"`` or ``"cnn"``, see :func:`~secagg.clients.trainer.make_model`).
     dim:
@@ -71,8 +73,7 @@ class TaskSpec:
             raise ConfigError(f"task spec version {self.version} is not {SPEC_VERSION}")
 
     def build_protocol(self) -> Protocol[Any]:
-        proto: Protocol[Any] = protocols.get(self.protocol, **self.config)
-        return proto
+        return build_protocol(self.protocol, self.config)
 
     def encode(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces): equal specs give equal bytes."""
@@ -92,6 +93,22 @@ class TaskSpec:
             return cls(**fields)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"malformed task spec: {exc}", parameter="spec") from exc
+
+
+def build_protocol(name: str, config: dict[str, Any]) -> Protocol[Any]:
+    """``protocols.get(name, **config)`` from JSON values: a ``"dp"`` entry is a
+    :meth:`DistributedDP.to_dict <secagg.dp.DistributedDP.to_dict>` object."""
+    config = dict(config)
+    if config.get("dp") is not None:
+        config["dp"] = DistributedDP.from_dict(config["dp"])
+    proto: Protocol[Any] = protocols.get(name, **config)
+    return proto
+
+
+def uses_dp(proto: Protocol[Any]) -> bool:
+    """Whether ``proto`` adds distributed-DP noise: clients then weigh 1 and append 0.0,
+    and the aggregator divides by |U| (:func:`~secagg.clients.aggregator.next_model`)."""
+    return getattr(proto, "dp", None) is not None
 
 
 def spec_cid(params_hash: bytes) -> str:

@@ -74,7 +74,9 @@ def verify_round(
         assert outcome.result is not None
         _, previous_cid, _ = ledger.latest_model(round)
         previous = ModelBlob.decode(store.get(previous_cid))
-        expected = next_model(proto, previous, outcome.result, round, posted.aggregate)
+        expected = next_model(
+            proto, previous, outcome.result, round, posted.aggregate, session=record.session
+        )
     except (AbortError, StoreError, ModelFormatError) as exc:
         raise fail(f"the round's public data does not give a model: {exc}") from exc
     if expected.sha256() != digest:

@@ -29,7 +29,7 @@ from secagg.clients.models import ModelBlob
 from secagg.clients.participant import Participant
 from secagg.clients.task import TaskSpec
 from secagg.clients.verify import verify_round
-from secagg.protocol import AggregateResult, Protocol
+from secagg.protocol import AggregateResult, Protocol, Session
 from secagg.protocols.he.messages import DecryptedSum, EncryptedInput
 from secagg.protocols.plain.messages import Input
 from secagg.protocols.secaggplus.messages import MaskedInput, ShareKeys, UnmaskResponse
@@ -242,8 +242,9 @@ class SkewingAggregator(Aggregator):
         result: AggregateResult,
         round: int,
         aggregate: str | None,
+        session: Session | None = None,
     ) -> ModelBlob:
-        honest = super().model_for(proto, previous, result, round, aggregate)
+        honest = super().model_for(proto, previous, result, round, aggregate, session)
         weights = honest.weights.copy()
         weights[0] += np.float32(0.01)
         return ModelBlob(round, weights, honest.survivors, honest.survivor_weight, aggregate)

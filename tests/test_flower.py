@@ -39,6 +39,7 @@ from secagg.clients.flower import (
 from secagg.clients.flower.client_mod import ROUND_STATE
 from secagg.clients.flower.envelope import UNASSIGNED
 from secagg.clients.flower.identity import identify_message, parse_directory
+from secagg.dp import DistributedDP
 from secagg.errors import (
     AbortError,
     AuthenticationError,
@@ -72,15 +73,19 @@ from .flower_apps import (
 from .helpers import near_zero_fraction
 
 HONEST_ROUNDS = {"secaggplus": 0, "secagg": 1, "ckks": 2, "paillier": 3, "plain": 4}
+DP_ROUND = 5
+DP = DistributedDP(l2_clip=1.0, noise_multiplier=0.5, min_contributors=8, delta=1e-3, bits=20)
 
 
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Outcome], Path]:
     """One simulation, one round of each protocol (nodes here also agree to ``plain``, for
-    the control that shows the unmasked-input check can fail)."""
+    the control that shows the unmasked-input check can fail), then a secaggplus round with
+    distributed DP."""
     tap = tmp_path_factory.mktemp("honest-inputs")
     app = client_app(tap, protocols=tuple(HONEST_ROUNDS))
     plan = [(warm(name), rnd) for name, rnd in HONEST_ROUNDS.items()]
+    plan.append((warm("secaggplus", dp=DP, min_survivors=8), DP_ROUND))
     return simulate_flower(app, plan), tap
 
 
@@ -114,6 +119,29 @@ def test_a_flower_round_equals_simulate_on_the_same_inputs_and_seed(
     flat = np.concatenate([a.ravel() for a in initial_arrays().to_numpy_ndarrays()])
     new = np.concatenate([a.ravel() for a in result.arrays.to_numpy_ndarrays()])
     np.testing.assert_allclose(new, flat + step, atol=1e-3)
+
+
+def test_a_flower_round_with_distributed_dp_equals_simulate_and_averages_over_u(
+    honest: tuple[list[Outcome], Path],
+) -> None:
+    """Nodes encode with the DP config the server sent (the same ring sum as ``simulate``
+    with the same seed), send weight 1 with 0.0 appended, and the step is the noisy sum over
+    |U|: the next model is the decoded sum's mean, not a ratio of noisy numbers."""
+    outcomes, tap = honest
+    outcome = outcomes[DP_ROUND]
+    assert outcome.error is None, outcome.error
+    result = outcome.result
+    assert result is not None
+    inputs, weights = tapped_inputs(tap, DP_ROUND)
+    assert set(weights.values()) == {1.0} and all(x[-1] == 0.0 for x in inputs.values())
+    proto = protocols.get("secaggplus", num_clients=len(inputs), min_survivors=8, dp=DP)
+    expected = simulate(proto, inputs, weights=weights, seed=simulate_seed(SEED, DP_ROUND),
+                        round=DP_ROUND)  # fmt: skip
+    assert np.array_equal(result.ring_sum, expected.ring_sum)
+    assert result.total_weight == len(result.survivors) == NUM_NODES
+    flat = np.concatenate([a.ravel() for a in initial_arrays().to_numpy_ndarrays()])
+    new = np.concatenate([a.ravel() for a in result.arrays.to_numpy_ndarrays()])
+    np.testing.assert_allclose(new, flat + expected.sum[:-1] / NUM_NODES, atol=1e-5)
 
 
 def _reply_messages(outcome: Outcome, wire_name: str) -> list[Any]:

@@ -86,6 +86,7 @@ from secagg.protocols.secaggplus.config import SecAggPlusConfig
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
 from ..errors import FlowerStateError
+from ..task import build_protocol, uses_dp
 from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import IdentitySource, NodeIdentity
 from .seeding import round_seed
@@ -121,7 +122,7 @@ def _default_min_survivors(protocol: str, config: str) -> int:
     """The ``min_survivors`` that ``protocol`` chooses by itself for the parameters in the
     JSON ``config`` (with any ``min_survivors`` and ``allow_single_input`` left out)."""
     kwargs = json.loads(config)
-    for chosen in ("min_survivors", "allow_single_input"):
+    for chosen in ("min_survivors", "allow_single_input", "dp"):
         kwargs.pop(chosen, None)
     return int(protocols.get(protocol, **kwargs).config.min_survivors)
 
@@ -297,7 +298,7 @@ class SecAggMod:
             raise RefusedRequestError(
                 f"this node does not run {setup.protocol!r}; it agreed to {sorted(self.protocols)}"
             )
-        proto: Protocol[Any] = protocols.get(setup.protocol, **setup.kwargs())
+        proto: Protocol[Any] = build_protocol(setup.protocol, setup.kwargs())
         if self.require_signatures and not proto.requires_credentials:
             raise RefusedRequestError(
                 f"this node runs signed rounds only; {setup.protocol} as asked does not sign "
@@ -514,10 +515,11 @@ class SecAggMod:
             raise InvalidInputError(
                 "the train function returned arrays of another structure than the model sent"
             )
-        x = np.append(after - before, 1.0)
+        dp = uses_dp(proto)  # DP-FedAvg: weight 1 and 0.0 appended (the server divides by |U|)
+        x = np.append(after - before, 0.0 if dp else 1.0)
         if x.size != setup.dim:
             raise InvalidInputError(f"the update has {x.size} entries, the round {setup.dim}")
-        w = self._weight(setup, result.content.metric_records.get(METRICS))
+        w = 1.0 if dp else self._weight(setup, result.content.metric_records.get(METRICS))
         if self.on_input is not None:
             self.on_input(setup.client_id, setup.round, x, w)
         return x, w

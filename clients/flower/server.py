@@ -44,6 +44,7 @@ from flwr.serverapp import Grid
 
 import secagg.protocols as protocols
 from secagg import wire
+from secagg.dp import DistributedDP
 from secagg.errors import (
     AbortError,
     ConfigError,
@@ -58,6 +59,7 @@ from secagg.protocol import KEY_HOLDER, KeyMaterial, Protocol, ServerMachine, Se
 from secagg.protocols.he import HEProtocol, KeyMode
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
+from ..task import build_protocol, uses_dp
 from .client_mod import ARRAYS
 from .envelope import RECORD, UNASSIGNED, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import checked_directory, identify_message
@@ -145,7 +147,9 @@ class SecureAggregation:
         them with ``seed=simulate_seed(seed, round)``. Default: OS entropy.
     **config:
         Keyword arguments of ``protocols.get`` except ``num_clients`` (the number of
-        participating nodes), sent to the nodes as JSON.
+        participating nodes), sent to the nodes as JSON. ``dp=DistributedDP(...)`` adds
+        distributed DP: nodes clip and add integer noise before masking, every node weighs 1
+        (``max_examples`` plays no part) and the step divides by |U|.
     """
 
     def __init__(
@@ -168,6 +172,8 @@ class SecureAggregation:
                 "num_clients is the number of participating nodes; do not set it",
                 parameter="num_clients",
             )
+        if isinstance(config.get("dp"), DistributedDP):  # travels to the nodes as JSON
+            config["dp"] = config["dp"].to_dict()
         if not timeout > 0 or (train_timeout is not None and not train_timeout > 0):
             raise ConfigError("timeouts must be > 0 seconds", parameter="timeout")
         if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 0:
@@ -213,7 +219,7 @@ class SecureAggregation:
             raise ConfigError("no nodes to aggregate over", parameter="node_ids")
         rng: RandomSource = SeededRandom(self.seed) if self.seed is not None else SystemRandom()
         n = len(self.directory) if self.directory is not None else len(nodes)
-        probe = protocols.get(self.protocol, num_clients=max(n, 1), **self.config)
+        probe = build_protocol(self.protocol, {**self.config, "num_clients": max(n, 1)})
         if probe.requires_credentials:
             return self._signed_round(probe, grid, arrays, nodes, rng, round, train_config)
         if self.directory is not None:
@@ -229,7 +235,7 @@ class SecureAggregation:
         proto = (  # without a key holder every node participates: the probe is the protocol
             probe
             if holder_node is None
-            else protocols.get(self.protocol, num_clients=len(participants), **self.config)
+            else build_protocol(self.protocol, {**self.config, "num_clients": len(participants)})
         )
         config_json = json.dumps({**self.config, "num_clients": len(participants)}, sort_keys=True)
         _, _, flat_model = flatten_arrays(arrays)
@@ -280,8 +286,10 @@ class SecureAggregation:
     ) -> FlowerRoundResult:
         proto, session = run.proto, run.session
         ring_sum = run.drive(server)
-        flat_sum = np.asarray(proto.decode(ring_sum, np.zeros(1)), dtype=np.float64)
+        flat_sum = np.asarray(proto.decode(ring_sum, np.zeros(1), session), dtype=np.float64)
         weighted, total = flat_sum[:-1], float(flat_sum[-1])
+        if uses_dp(proto):  # DP-FedAvg: nodes weigh 1 and append 0.0; divide by |U|
+            total = float(len(server.result.survivors))
         survivors = frozenset(run.node_of[c] for c in server.result.survivors)
         return FlowerRoundResult(
             arrays=_fedavg(arrays, weighted, total),

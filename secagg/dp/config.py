@@ -143,6 +143,29 @@ class DistributedDP:
                 f"mechanism must be a Mechanism, got {self.mechanism!r}", parameter="mechanism"
             )
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready fields (a task spec carries them), the inverse of :meth:`from_dict`."""
+        out: dict[str, object] = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out["mechanism"] = self.mechanism.value
+        return out
+
+    @classmethod
+    def from_dict(cls, fields: object) -> DistributedDP:
+        """Parse :meth:`to_dict`'s output; anything else is a :class:`ConfigError`."""
+        if not isinstance(fields, dict):
+            raise ConfigError(f"dp must be an object, got {fields!r}", parameter="dp")
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"dp has no parameter {', '.join(unknown)}", parameter="dp")
+        values = dict(fields)
+        try:
+            values["mechanism"] = Mechanism(values.get("mechanism", Mechanism.DDG.value))
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"malformed dp config: {exc}", parameter="dp") from exc
+
     def check_protocol(
         self, name: str, num_clients: int, min_survivors: int, ring_bits: int
     ) -> None:

@@ -178,7 +178,9 @@ class IntegerSampler:
         todo = np.arange(count)
         while todo.size:
             y = self.discrete_laplace(t, todo.size)
-            a = np.abs(y).astype(object) * t - variance
+            a: IntArray = np.abs(y) * t - variance  # |y| t < 2^62: y is a discrete Laplace
+            if den > _SMALL or np.abs(a).max() >= 1 << 31:  # a^2 or den may not fit int64
+                a = np.abs(y).astype(object) * t - variance
             accept = self.bernoulli_exp(a * a, den)
             out[todo[accept]] = y[accept]
             todo = todo[~accept]

@@ -1,0 +1,55 @@
+"""Distributed DP on chain: participants encode with the task's DP config, the aggregator's
+model is verified from public data, epsilon is reported per round, and participants refuse
+the round that would pass the task's budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from secagg.clients.demo import Demo, DemoConfig
+from secagg.clients.task import build_protocol
+from secagg.dp import DistributedDP
+from secagg.dp.accounting import PrivacyAccountant
+from secagg.errors import ConfigError
+
+
+def config(**kwargs: object) -> DemoConfig:
+    base: dict[str, object] = {"protocol": "secaggplus", "clients": 5, "rounds": 3, "seed": 7}
+    return DemoConfig(**{**base, "dp_noise": 0.8, **kwargs})  # type: ignore[arg-type]
+
+
+def test_participants_stop_at_the_budget_and_dp_rounds_verify() -> None:
+    """The budget lies between epsilon after 2 and after 3 rounds: rounds 1 and 2 finalize
+    and verify from public data (the noisy sum decodes with the round's public rotation);
+    every participant refuses round 3 before sharing keys, so it fails in its first phase."""
+    probe = config()
+    dp = probe.dp()
+    assert dp is not None
+    dim = 64 * 64 + 64 + 64 * 10 + 10 + 1  # the digits MLP plus the appended entry
+    accountant = PrivacyAccountant(dp, probe.clients, dim)
+    budget = (accountant.epsilon(2) + accountant.epsilon(3)) / 2
+    with Demo(config(dp_budget=budget)) as demo:
+        result = demo.run()
+    outcomes = [r.outcome for r in result.rounds]
+    assert outcomes == ["finalized", "finalized", "failed at SHARE_KEYS"]
+    assert [r.verified for r in result.rounds[:2]] == [True, True]
+    assert [r.epsilon for r in result.rounds] == [accountant.epsilon(r) for r in (1, 2, 3)]
+    notes = " ".join(result.rounds[2].notes)
+    assert notes.count("privacy-budget") == probe.clients
+
+
+def test_a_dp_task_spec_round_trips_and_refuses_a_bad_dp_entry() -> None:
+    cfg = config()
+    proto = build_protocol(cfg.protocol, cfg.protocol_config())
+    assert proto.dp == cfg.dp()  # type: ignore[attr-defined]
+    assert proto.min_inputs == cfg.dp().min_contributors  # type: ignore[attr-defined, union-attr]
+    with pytest.raises(ConfigError) as err:
+        build_protocol("plain", {"num_clients": 5, "dp": {"l2_clip": 1.0, "sigma": 2}})
+    assert err.value.parameter == "dp"
+    assert DistributedDP.from_dict(cfg.dp().to_dict()) == cfg.dp()  # type: ignore[union-attr]
+
+
+def test_the_demo_refuses_dp_on_ckks() -> None:
+    with pytest.raises(ConfigError, match="ring protocol") as err:
+        config(protocol="ckks")
+    assert err.value.parameter == "dp_noise"
