@@ -51,6 +51,8 @@ def _demo(args: argparse.Namespace) -> int:
             dp_clip=args.dp_clip,
             dp_bits=args.dp_bits,
             dp_budget=args.dp_budget,
+            dp_sgd_noise=args.dp_sgd_noise,
+            dp_sgd_clip=args.dp_sgd_clip,
         )
     except SecAggError as exc:
         console.print(f"[red]{exc}[/]")
@@ -184,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument(
         "--dp-budget", type=float, default=None, help="epsilon past which participants stop"
     )
+    dp.add_argument(
+        "--dp-sgd-noise", type=float, default=0.0, help="Opacus DP-SGD noise; 0: plain SGD"
+    )
+    dp.add_argument("--dp-sgd-clip", type=float, default=1.0, help="DP-SGD per-example clip")
     demo.set_defaults(func=_demo)
     verify = sub.add_parser("verify", help="recompute a round's model from public data")
     verify.add_argument("--task", type=int, required=True)

@@ -124,6 +124,8 @@ class DemoConfig:
     dp_clip: float = 1.0
     dp_bits: int = 20
     dp_budget: float | None = None
+    dp_sgd_noise: float = 0.0
+    dp_sgd_clip: float = 1.0
 
     def __post_init__(self) -> None:
         if self.clients < 3:
@@ -145,6 +147,10 @@ class DemoConfig:
             raise ConfigError(
                 "distributed DP needs a ring protocol (plain, secagg, secaggplus, paillier)",
                 parameter="dp_noise",
+            )
+        if self.dp_sgd_noise < 0 or not self.dp_sgd_clip > 0:
+            raise ConfigError(
+                "dp_sgd_noise >= 0 (0: no DP-SGD) and dp_sgd_clip > 0", parameter="dp_sgd_noise"
             )
         if self.dp_noise > 0:  # a DP combination the protocol cannot keep fails here, named
             build_protocol(self.protocol, self.protocol_config())
@@ -175,6 +181,17 @@ class DemoConfig:
             config["dp"] = dp.to_dict()
         return config
 
+    def dp_sgd_recipe(self, total_samples: int) -> dict[str, float] | None:
+        """Example-level DP-SGD for every participant (``dp_sgd_noise`` > 0): delta = 1/N over
+        all N training examples."""
+        if self.dp_sgd_noise <= 0:
+            return None
+        return {
+            "noise_multiplier": self.dp_sgd_noise,
+            "max_grad_norm": self.dp_sgd_clip,
+            "delta": 1.0 / total_samples,
+        }
+
     def dp(self) -> DistributedDP | None:
         """With ``dp_noise`` > 0: noise calibrated for all but the dropout the run tolerates
         (m = n - ceil(max(10 %, dropout) n), the protocol's minimum survivors), delta = 1/n."""
@@ -201,6 +218,7 @@ class RoundReport:
     accuracy: float | None
     plain_accuracy: float | None
     epsilon: float | None
+    example_epsilon: float | None
     seconds: float
     phase_seconds: dict[str, float]
     bytes_per_client: float
@@ -380,17 +398,19 @@ class Demo:
         self.like = get_params(initial)
         weights = flatten_params(self.like).numpy().astype(np.float32)
         initial_blob = ModelBlob(0, weights).encode()
+        total_samples = sum(len(s) for s in self.federation.clients.values())
         initial_cid = store.put(initial_blob)
         spec = TaskSpec(
             protocol=cfg.protocol,
             config=cfg.protocol_config(),
             model=cfg.model,
             dim=len(weights) + 1,
-            total_samples=sum(len(s) for s in self.federation.clients.values()),
+            total_samples=total_samples,
             epochs=cfg.epochs,
             lr=cfg.lr,
             batch_size=cfg.batch_size,
             he_context=store.put(self.keys.public) if self.keys is not None else None,
+            dp_sgd=cfg.dp_sgd_recipe(total_samples),
         )
         store.put(spec.encode())
         n = cfg.clients
@@ -672,6 +692,14 @@ class Demo:
                     accuracy=accuracy,
                     plain_accuracy=plain,
                     epsilon=None if accountant is None else accountant.epsilon(r),
+                    example_epsilon=max(
+                        (
+                            p.example_epsilon[r]
+                            for p in self.participants.values()
+                            if p is not None and r in p.example_epsilon
+                        ),
+                        default=None,
+                    ),
                     seconds=sum(phase_seconds.get(r, {}).values()),
                     phase_seconds=phase_seconds.get(r, {}),
                     bytes_per_client=total_cost.bytes_per_actor,

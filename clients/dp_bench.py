@@ -72,11 +72,18 @@ class DPBenchConfig:
     bits: int = 20
     bits_sweep: tuple[int, ...] = (10, 12, 14, 16, 18, 20)
     dp_sgd_clip: float = 1.0
+    corrupted_fraction: float = 0.05
     seed: int = 0
 
     @property
     def delta(self) -> float:
         return 1.0 / self.clients
+
+    @property
+    def contributors(self) -> int:
+        """Honest noise shares in every sum: all n survive (min_survivors = n), up to
+        floor(corrupted_fraction n) of them the adversary's (SecAgg+'s threat model)."""
+        return self.clients - math.floor(self.corrupted_fraction * self.clients)
 
 
 @dataclass
@@ -165,7 +172,11 @@ class _Experiment:
     def ddg(self, dp: DistributedDP) -> Callable[..., torch.Tensor]:
         cfg = self.cfg
         proto = protocols.get(
-            "secaggplus", num_clients=cfg.clients, min_survivors=dp.min_contributors, dp=dp
+            "secaggplus",
+            num_clients=cfg.clients,
+            min_survivors=cfg.clients,
+            corrupted_fraction=cfg.corrupted_fraction,
+            dp=dp,
         )
 
         def aggregate(r: int, updates: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -181,7 +192,7 @@ def _ddg_config(cfg: DPBenchConfig, dim: int, epsilon: float, bits: int) -> Dist
         return DistributedDP(
             l2_clip=cfg.clip,
             noise_multiplier=z,
-            min_contributors=cfg.clients,
+            min_contributors=cfg.contributors,
             delta=cfg.delta,
             bits=bits,
         )
@@ -262,7 +273,13 @@ def run(cfg: DPBenchConfig, *, log: Callable[[str], None] = print) -> dict[str, 
         if bits != cfg.bits:
             ddg(top, bits)
     cost = encoding_cost(cfg, _ddg_config(cfg, dim, top, cfg.bits), dim)
-    return {"config": asdict(cfg), "dim": dim, "runs": [asdict(r) for r in runs], "cost": cost}
+    return {
+        "config": asdict(cfg),
+        "dim": dim,
+        "contributors": cfg.contributors,
+        "runs": [asdict(r) for r in runs],
+        "cost": cost,
+    }
 
 
 def _dp_sgd(exp: _Experiment, eps: float) -> Run:

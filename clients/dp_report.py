@@ -31,7 +31,10 @@ def table(results: dict[str, Any]) -> str:
         f"MNIST, {cfg['clients']} clients (Dirichlet alpha = {cfg['alpha']}), all in every "
         f"round, {cfg['rounds']} rounds, model `{cfg['model']}` (d = {results['dim']:,}), "
         f"L2 clip c = {cfg['clip']}, delta = 1/{cfg['clients']}, one seed. "
-        f"No DP: {_acc(none)} %; clipped, no noise: {_acc(clipped)} %.",
+        f"No DP: {_acc(none)} %; clipped, no noise: {_acc(clipped)} %. The DDG's noise is "
+        f"calibrated for {results['contributors']} honest shares of {cfg['clients']} "
+        f"(SecAgg+'s {100 * cfg['corrupted_fraction']:g} % corrupt clients know theirs), so "
+        f"the sum carries {cfg['clients']}/{results['contributors']} of the central variance.",
         "",
         "| epsilon | " + " | ".join(_LABELS[m] for m in _LABELS) + " |",
         "|---:|" + "---:|" * len(_LABELS),

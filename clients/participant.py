@@ -54,7 +54,14 @@ from .metrics import PARTICIPANTS, Metrics
 from .models import ModelBlob
 from .replay import forwarded_shares, server_keys, unmask_request
 from .task import TaskSpec, uses_dp
-from .trainer import Shard, Trainer, flatten_params, make_model, unflatten_params
+from .trainer import (
+    Shard,
+    Trainer,
+    dp_sgd_epsilon,
+    flatten_params,
+    make_model,
+    unflatten_params,
+)
 
 __all__ = ["Identity", "Participant", "training_seed"]
 
@@ -132,6 +139,8 @@ class Participant(KeeperAgent):
         self._acted: set[tuple[int, Phase]] = set()
         self._state: _RoundState | None = None
         self._trainer: Trainer | None = None
+        self.example_epsilon: dict[int, float] = {}
+        """Round -> this participant's example-level DP-SGD epsilon after training in it."""
         self._keys: KeyMaterial | None = None
 
     @property
@@ -308,11 +317,24 @@ class Participant(KeeperAgent):
         if self._trainer is None:
             model = make_model(spec.model)
             kwargs = {"epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size}
-            self._trainer = Trainer(model, device=self.device, **kwargs)  # type: ignore[arg-type]
+            self._trainer = Trainer(
+                model,
+                device=self.device,
+                dp_sgd=spec.training_dp(),
+                **kwargs,  # type: ignore[arg-type]
+            )
         like = [p.detach() for p in self._trainer.model.parameters()]
         start = unflatten_params(torch.from_numpy(np.array(weights)), like)
         seed = training_seed(self.rng, r)
         delta = flatten_params(self._trainer.local_update(start, self.data, seed=seed))
+        if self._trainer.dp_sgd is not None:  # <= r rounds on this data: an upper bound
+            self.example_epsilon[r] = dp_sgd_epsilon(
+                self._trainer.dp_sgd,
+                len(self.data),
+                batch_size=spec.batch_size,
+                epochs=spec.epochs,
+                rounds=r,
+            )
         if uses_dp(self._protocol()):  # DP-FedAvg: weight 1, the server divides by |U|
             tail, weight = torch.zeros(1, device=delta.device, dtype=delta.dtype), 1.0
         else:

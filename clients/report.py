@@ -23,7 +23,9 @@ def round_table(result: DemoResult) -> Table:
     protocol = result.config["protocol"]
     table = Table(title=f"{protocol}: {result.config['clients']} clients, task {result.task_id}")
     dp = any(r.epsilon is not None for r in result.rounds)
+    sgd = any(r.example_epsilon is not None for r in result.rounds)
     names = ("round", "outcome", "|U|", "acc", "plain", *(("eps",) if dp else ()))
+    names += ("ex-eps",) if sgd else ()
     for name in (*names, "secs", "B/client", "gas/client", "ok"):
         table.add_column(name, justify="right")
     for r in result.rounds:
@@ -34,6 +36,7 @@ def round_table(result: DemoResult) -> Table:
             _num(r.accuracy, ".3f"),
             _num(r.plain_accuracy, ".3f"),
             *((_num(r.epsilon, ".2f"),) if dp else ()),
+            *((_num(r.example_epsilon, ".2f"),) if sgd else ()),
             f"{r.seconds:.2f}",
             f"{r.bytes_per_client:,.0f}",
             f"{r.gas_per_participant:,.0f}",
@@ -42,6 +45,8 @@ def round_table(result: DemoResult) -> Table:
     table.caption = "acc: test accuracy; plain: plain FedAvg on the same survivors; ok: verified"
     if dp:
         table.caption += "; eps: the task's epsilon after the round (delta = 1/n)"
+    if sgd:
+        table.caption += "; ex-eps: DP-SGD's example-level epsilon, largest participant"
     return table
 
 

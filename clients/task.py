@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import secagg.protocols as protocols
 from secagg.dp import DistributedDP
@@ -22,9 +22,13 @@ from secagg.errors import ConfigError
 from secagg.protocol import Protocol
 from secagg.store.cid import cid_of_digest
 
+if TYPE_CHECKING:
+    from .trainer import DPSGD
+
 __all__ = ["SPEC_VERSION", "TaskSpec", "build_protocol", "session_id", "spec_cid", "uses_dp"]
 
 SPEC_VERSION = 1
+DPSGD_FIELDS = ("delta", "max_grad_norm", "noise_multiplier")
 _SESSION_LABEL = b"secagg/v1/onchain-session"
 
 
@@ -51,6 +55,10 @@ class TaskSpec:
         The local training schedule every participant follows.
     he_context:
         CID of the public HE context (CKKS/Paillier), written by the key holder; else None.
+    dp_sgd:
+        Example-level DP-SGD in every participant's local training (Opacus): the fields of
+        :class:`~secagg.clients.trainer.DPSGD` (``noise_multiplier``, ``max_grad_norm``,
+        ``delta``), or None.
     """
 
     protocol: str
@@ -62,6 +70,7 @@ class TaskSpec:
     lr: float = 0.3
     batch_size: int = 32
     he_context: str | None = None
+    dp_sgd: dict[str, float] | None = None
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -71,6 +80,18 @@ class TaskSpec:
             raise ConfigError("dim >= 2 and total_samples >= 1", parameter="spec")
         if self.version != SPEC_VERSION:
             raise ConfigError(f"task spec version {self.version} is not {SPEC_VERSION}")
+        if self.dp_sgd is not None:
+            self.training_dp()  # a malformed dp_sgd entry fails here, named
+
+    def training_dp(self) -> DPSGD | None:
+        """The DP-SGD recipe of local training, or None."""
+        from .trainer import DPSGD  # torch: only where training happens
+
+        if self.dp_sgd is None:
+            return None
+        if not isinstance(self.dp_sgd, dict) or set(self.dp_sgd) != set(DPSGD_FIELDS):
+            raise ConfigError(f"dp_sgd needs exactly {DPSGD_FIELDS}", parameter="dp_sgd")
+        return DPSGD(**{k: float(v) for k, v in self.dp_sgd.items()})
 
     def build_protocol(self) -> Protocol[Any]:
         return build_protocol(self.protocol, self.config)

@@ -15,6 +15,7 @@ initialisation, shuffling) comes from explicit seeds.
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -193,6 +194,21 @@ class DPSGD:
             raise ConfigError("noise_multiplier >= 0 and max_grad_norm > 0", parameter="dp_sgd")
         if not 0 < self.delta < 1:
             raise ConfigError("delta must be in (0, 1)", parameter="dp_sgd")
+
+
+def dp_sgd_epsilon(
+    dp_sgd: DPSGD, examples: int, *, batch_size: int, epochs: int, rounds: int
+) -> float:
+    """The example-level epsilon of ``rounds`` rounds of ``epochs`` DP-SGD epochs over
+    ``examples`` examples, as Opacus accounts them (Poisson rate 1 / ceil(n / batch), that
+    many steps an epoch), from the recipe alone: it does not depend on a process's state, so
+    it survives restarts."""
+    from opacus.accountants import RDPAccountant
+
+    steps = math.ceil(examples / batch_size)
+    accountant = RDPAccountant()
+    accountant.history = [(dp_sgd.noise_multiplier, 1.0 / steps, steps * epochs * rounds)]
+    return float(accountant.get_epsilon(dp_sgd.delta))
 
 
 class Trainer:

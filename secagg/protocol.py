@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
@@ -560,8 +561,9 @@ class QuantizedProtocol(Protocol[Q]):
         super().__init__(config)
         self.quantizer = Quantizer(config.quantization)
         if config.dp is not None:
+            corrupt = math.floor(getattr(config, "corrupted_fraction", 0.0) * config.num_clients)
             config.dp.check_protocol(
-                self.name, config.num_clients, self.min_inputs, config.ring_bits
+                self.name, config.num_clients, self.min_inputs, config.ring_bits, corrupt
             )
 
     @property

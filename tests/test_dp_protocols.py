@@ -4,6 +4,7 @@ cannot remove, the survivor minimum the guarantee needs, and the refusals."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,3 +136,27 @@ def test_the_rotation_changes_every_round_and_the_noise_with_the_rng() -> None:
     a = one.quantize(x, SeededRandom(1))
     np.testing.assert_array_equal(a, one.quantize(x, SeededRandom(1)))
     assert not np.array_equal(a, one.quantize(x, SeededRandom(2)))
+
+
+def test_corrupt_clients_noise_shares_do_not_count() -> None:
+    """SecAgg+ at n = 100 is sized for floor(0.05 n) = 5 corrupt clients: a corrupt client
+    knows (or omits) its own noise share, so a sum of 100 holds 95 honest ones, and noise
+    calibrated for 100 is refused; calibrated for 95 it is accepted."""
+    all_of_them = DistributedDP(l2_clip=1.0, noise_multiplier=1.0, min_contributors=100, delta=1e-2)
+    with pytest.raises(ConfigError, match=r"up to 5 of them the adversary's, leaving 95") as err:
+        protocols.get("secaggplus", num_clients=100, min_survivors=100, dp=all_of_them)
+    assert err.value.parameter == "min_contributors"
+    honest = DistributedDP(l2_clip=1.0, noise_multiplier=1.0, min_contributors=95, delta=1e-2)
+    proto = protocols.get("secaggplus", num_clients=100, min_survivors=100, dp=honest)
+    assert proto.dp == honest  # type: ignore[attr-defined]
+
+
+def test_the_readme_dp_snippet_runs_as_written() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Differential privacy inside the sum", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    result = scope["result"]
+    assert result.survivors == frozenset(range(10)) - {7}
+    assert result.epsilon == pytest.approx(2.8, abs=0.05)

@@ -85,9 +85,10 @@ class DistributedDP:
     noise_multiplier:
         z > 0: ``min_contributors`` noise shares add up to noise of standard deviation z c.
     min_contributors:
-        m >= 1: the fewest clients whose noise is in any sum the protocol finalizes. The
-        protocol's config must guarantee it (its ``min_survivors`` >= m, checked); the
-        guarantee assumes these m add their noise honestly.
+        m >= 1: the fewest *honest* clients whose noise is in any sum the protocol finalizes.
+        The protocol's config must guarantee it: ``min_survivors`` - floor(``corrupted_fraction``
+        n) >= m for the masking protocols (a corrupt client knows, or omits, its own share),
+        ``min_survivors`` >= m for the others (checked when the protocol is built).
     delta:
         delta in (0, 1) of the reported (epsilon, delta).
     bits:
@@ -167,23 +168,28 @@ class DistributedDP:
             raise ConfigError(f"malformed dp config: {exc}", parameter="dp") from exc
 
     def check_protocol(
-        self, name: str, num_clients: int, min_survivors: int, ring_bits: int
+        self, name: str, num_clients: int, min_survivors: int, ring_bits: int, corrupt: int = 0
     ) -> None:
-        """Raise :class:`ConfigError` unless a protocol round can keep the guarantee: no sum of
-        fewer than ``min_contributors`` inputs, and the modulus inside the ring."""
+        """Raise :class:`ConfigError` unless every sum the protocol may finalize holds at least
+        ``min_contributors`` honest noise shares: min_survivors - corrupt >= m, where
+        ``corrupt`` clients (the protocol's ``floor(corrupted_fraction n)``) may be the
+        adversary's and know their own share; and unless the modulus fits in the ring."""
         m = self.min_contributors
         if m > num_clients:
             raise ConfigError(
                 f"min_contributors={m} exceeds num_clients={num_clients}",
                 parameter="min_contributors",
             )
-        if min_survivors < m:
+        honest = min_survivors - corrupt
+        if honest < m:
+            of = f", up to {corrupt} of them the adversary's" if corrupt else ""
             raise ConfigError(
-                f"{name} may finalize a sum of only {min_survivors} inputs, but the DP noise is "
-                f"calibrated for at least min_contributors={m}: with {min_survivors} the noise "
-                f"would be {min_survivors}/{m} of the calibrated variance. Raise the protocol's "
-                f"minimum survivors to >= {m} (allowing at most {num_clients - m} dropouts) or "
-                f"set min_contributors <= {min_survivors}",
+                f"{name} may finalize a sum of only {min_survivors} inputs{of}, leaving "
+                f"{honest} honest noise shares, but the DP noise is calibrated for at least "
+                f"min_contributors={m}: the sum would carry {max(honest, 0)}/{m} of the "
+                f"calibrated variance. Raise the protocol's minimum survivors to >= {m + corrupt} "
+                f"(allowing at most {num_clients - m - corrupt} dropouts) or set "
+                f"min_contributors <= {max(honest, 0)}",
                 parameter="min_contributors",
             )
         if self.bits > ring_bits:
