@@ -30,7 +30,7 @@ import torch
 
 from secagg.chain import AnvilNode, Chain, Contracts, Phase, TaskParams, deploy, protocol_id
 from secagg.chain.errors import NodeUnavailableError
-from secagg.dp import DistributedDP
+from secagg.dp import DistributedDP, Mechanism
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.errors import ConfigError
 from secagg.protocol import KeyMaterial, Protocol
@@ -143,11 +143,6 @@ class DemoConfig:
             raise ConfigError(
                 "dp_noise is a noise multiplier >= 0 (0: no DP)", parameter="dp_noise"
             )
-        if self.dp_noise > 0 and self.protocol == "ckks":
-            raise ConfigError(
-                "distributed DP needs a ring protocol (plain, secagg, secaggplus, paillier)",
-                parameter="dp_noise",
-            )
         if self.dp_sgd_noise < 0 or not self.dp_sgd_clip > 0:
             raise ConfigError(
                 "dp_sgd_noise >= 0 (0: no DP-SGD) and dp_sgd_clip > 0", parameter="dp_sgd_noise"
@@ -164,10 +159,14 @@ class DemoConfig:
         """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
         k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does)."""
         n = self.clients
+        dp = self.dp()
         if self.protocol == "ckks":
-            return {"num_clients": n, "clip": self.clip}
+            config: dict[str, Any] = {"num_clients": n, "clip": self.clip}
+            if dp is not None:
+                config.update(min_survivors=dp.min_contributors, dp=dp.to_dict())
+            return config
         ring_bits = 32 if n * 2**self.quant_bits <= 2**32 else 64
-        config: dict[str, Any] = {
+        config = {
             "num_clients": n,
             "clip": self.clip,
             "quant_bits": self.quant_bits,
@@ -175,7 +174,6 @@ class DemoConfig:
         }
         if self.protocol in ("secagg", "secaggplus"):  # sized for the dropout the run injects
             config["dropout_rate"] = max(0.1, self.dropout)
-        dp = self.dp()
         if dp is not None:  # no sum of fewer than the noise was calibrated for
             config["min_survivors"] = dp.min_contributors
             config["dp"] = dp.to_dict()
@@ -194,7 +192,8 @@ class DemoConfig:
 
     def dp(self) -> DistributedDP | None:
         """With ``dp_noise`` > 0: noise calibrated for all but the dropout the run tolerates
-        (m = n - ceil(max(10 %, dropout) n), the protocol's minimum survivors), delta = 1/n."""
+        (m = n - ceil(max(10 %, dropout) n), the protocol's minimum survivors), delta = 1/n;
+        the exact discrete Gaussian, or for ``ckks`` the (floating-point) continuous one."""
         if self.dp_noise <= 0:
             return None
         n = self.clients
@@ -205,6 +204,7 @@ class DemoConfig:
             delta=1.0 / n,
             bits=self.dp_bits,
             epsilon_budget=self.dp_budget,
+            mechanism=Mechanism.CONTINUOUS_GAUSSIAN if self.protocol == "ckks" else Mechanism.DDG,
         )
 
 

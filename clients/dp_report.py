@@ -62,6 +62,16 @@ def table(results: dict[str, Any]) -> str:
             f"| {r['bits']} | {_acc(r['accuracy'])} % | {100 * (r['accuracy'] - central):+.2f} "
             f"| {100 * (r['accuracy'] - none):+.2f} |"
         )
+    within = sorted(
+        r["bits"]
+        for r in runs
+        if r["mechanism"] == "ddg" and r["epsilon"] == top and r["accuracy"] >= central - 0.01
+    )
+    lines += [
+        "",
+        f"Smallest b within 1 point of central DP at epsilon = {top:g}: "
+        + (f"**b = {within[0]}**." if within else "none of the b tried."),
+    ]
     lines += [
         "",
         "One client's DP encoding at d = {:,} (ms): rotation {:.2f}, rounding {:.2f}, "

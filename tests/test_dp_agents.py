@@ -9,8 +9,8 @@ import pytest
 from secagg.clients.demo import Demo, DemoConfig
 from secagg.clients.task import build_protocol
 from secagg.clients.trainer import DPSGD, dp_sgd_epsilon
-from secagg.dp import DistributedDP
-from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp import DistributedDP, Mechanism
+from secagg.dp.accounting import PrivacyAccountant, gaussian_epsilon
 from secagg.errors import ConfigError
 
 
@@ -50,10 +50,17 @@ def test_a_dp_task_spec_round_trips_and_refuses_a_bad_dp_entry() -> None:
     assert DistributedDP.from_dict(cfg.dp().to_dict()) == cfg.dp()  # type: ignore[union-attr]
 
 
-def test_the_demo_refuses_dp_on_ckks() -> None:
-    with pytest.raises(ConfigError, match="ring protocol") as err:
-        config(protocol="ckks")
-    assert err.value.parameter == "dp_noise"
+def test_ckks_on_chain_takes_the_continuous_mechanism_and_verifies() -> None:
+    """CKKS encodes reals: the demo gives it the (floating-point) continuous Gaussian, the
+    round finalizes and verifies, and epsilon is the Gaussian mechanism's."""
+    cfg = config(protocol="ckks", clients=4, rounds=1)
+    dp = cfg.dp()
+    assert dp is not None and dp.mechanism is Mechanism.CONTINUOUS_GAUSSIAN
+    with Demo(cfg) as demo:
+        result = demo.run()
+    (only,) = result.rounds
+    assert (only.outcome, only.verified) == ("finalized", True)
+    assert only.epsilon == gaussian_epsilon(dp.noise_multiplier, 1, dp.delta)
 
 
 def test_dp_sgd_in_the_task_recipe_reports_example_epsilon_beside_the_tasks() -> None:

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from secagg import protocols, simulate
-from secagg.dp import DistributedDP
-from secagg.dp.accounting import PrivacyAccountant
+from secagg.dp import DistributedDP, Mechanism
+from secagg.dp.accounting import PrivacyAccountant, gaussian_epsilon
+from secagg.dp.continuous import gaussian_floats
 from secagg.dp.encoding import DPEncoder
 from secagg.dp.sampling import IntegerSampler
 from secagg.errors import AbortError, ConfigError
@@ -112,13 +114,11 @@ def test_a_protocol_that_may_release_fewer_shares_is_refused_naming_the_numbers(
     assert err.value.parameter == "min_contributors"
 
 
-def test_modulus_larger_than_the_ring_and_dp_on_ckks_are_refused() -> None:
+def test_a_modulus_larger_than_the_ring_is_refused() -> None:
     wide = DistributedDP(l2_clip=1.0, noise_multiplier=0.5, min_contributors=M, delta=1e-3, bits=40)
     with pytest.raises(ConfigError, match="Z_2\\^32") as err:
         protocols.get("secaggplus", num_clients=N, min_survivors=M, dp=wide)
     assert err.value.parameter == "bits"
-    with pytest.raises(ConfigError, match="no parameter dp"):
-        protocols.get("ckks", num_clients=N, dp=DP)
 
 
 def test_decoding_a_dp_sum_needs_its_session() -> None:
@@ -160,3 +160,36 @@ def test_the_readme_dp_snippet_runs_as_written() -> None:
     result = scope["result"]
     assert result.survivors == frozenset(range(10)) - {7}
     assert result.epsilon == pytest.approx(2.8, abs=0.05)
+
+
+def test_ckks_adds_continuous_noise_and_each_mechanism_is_refused_where_it_does_not_fit() -> None:
+    """CKKS clients L2-clip and add float64 Gaussian shares: the decrypted sum is off the
+    exact one by noise of std z c sqrt(n / m), epsilon is dp-accounting's Gaussian. The exact
+    discrete mechanism is refused on CKKS, the floating-point one on the ring protocols."""
+    continuous = DistributedDP(
+        l2_clip=1.0,
+        noise_multiplier=0.5,
+        min_contributors=M,
+        delta=1e-3,
+        mechanism=Mechanism.CONTINUOUS_GAUSSIAN,
+    )
+    proto = protocols.get("ckks", num_clients=N, min_survivors=M, dp=continuous)
+    xs = inputs(d=4096)
+    result = simulate(proto, xs, seed=8)
+    error = result.sum - sum(clipped(x, 1.0) for x in xs.values())
+    assert error.std() == pytest.approx(0.5 * math.sqrt(N / M), rel=0.05)
+    assert result.epsilon == gaussian_epsilon(0.5, 1, 1e-3)
+    with pytest.raises(ConfigError, match="continuous-gaussian") as err:
+        protocols.get("ckks", num_clients=N, min_survivors=M, dp=DP)
+    assert err.value.parameter == "mechanism"
+    with pytest.raises(ConfigError, match="floating-point noise is for ckks only"):
+        protocols.get("secaggplus", num_clients=N, min_survivors=M, dp=continuous)
+    with pytest.raises(ConfigError, match="only 7 inputs"):
+        protocols.get("ckks", num_clients=N, min_survivors=7, dp=continuous)
+
+
+def test_continuous_shares_are_gaussian() -> None:
+    """Kolmogorov-Smirnov against N(0, 4) at the 1e-4 level (the false-alarm rate)."""
+    x = gaussian_floats(SeededRandom(9), 2.0, 100_001)
+    assert len(x) == 100_001
+    assert stats.kstest(x / 2.0, "norm").pvalue > 1e-4

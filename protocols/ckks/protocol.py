@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from secagg.dp import DistributedDP
 from secagg.errors import ConfigError
 from secagg.protocol import BaseConfig, KeyMaterial, Session
 from secagg.randomness import RandomSource
@@ -48,6 +49,11 @@ class CKKSConfig(BaseConfig):
     num_decryptors:
         Shared-key mode: how many surviving participants are asked to decrypt (their answers
         must agree). Must be 1 with a key holder.
+    dp:
+        Distributed DP with ``mechanism=Mechanism.CONTINUOUS_GAUSSIAN`` only: clients clip
+        to L2 norm ``dp.l2_clip`` (instead of ``clip`` per entry) and add **floating-point**
+        Gaussian shares (:mod:`secagg.dp.continuous`: not exact, unlike the ring protocols'
+        discrete Gaussian). ``min_survivors`` must be at least ``dp.min_contributors``.
     """
 
     preset: str = DEFAULT_PRESET
@@ -55,6 +61,7 @@ class CKKSConfig(BaseConfig):
     min_survivors: int | None = None
     allow_single_input: bool = False
     num_decryptors: int = 1
+    dp: DistributedDP | None = None
 
     def __post_init__(self) -> None:
         BaseConfig.__post_init__(self)
@@ -64,6 +71,11 @@ class CKKSConfig(BaseConfig):
                 parameter="preset",
             )
         check_roles(self)
+        if self.dp is not None:
+            if not isinstance(self.dp, DistributedDP):
+                raise ConfigError(f"dp must be a DistributedDP, got {self.dp!r}", parameter="dp")
+            assert isinstance(self.min_survivors, int)  # resolved by check_roles
+            self.dp.check_protocol(NAME, self.num_clients, self.min_survivors, None)
         limit = self.parameters.max_abs_sum
         if self.num_clients * self.clip > limit:
             raise ConfigError(
@@ -95,8 +107,14 @@ class CKKS(HEProtocol):
         """Fresh keys. SEAL draws the randomness itself (OS-seeded); ``rng`` is unused."""
         return keygen(self.preset)
 
+    @property
+    def dp(self) -> DistributedDP | None:
+        """The (continuous) DP configuration, or None."""
+        dp: DistributedDP | None = self.config.dp
+        return dp
+
     def scheme(self, keys: KeyMaterial, session: Session | None = None) -> CkksScheme:
-        return CkksScheme(self.preset, keys, self.config.clip, self.num_clients)
+        return CkksScheme(self.preset, keys, self.config.clip, self.num_clients, self.config.dp)
 
     def error_bound(self, num_inputs: int) -> float:
         """Per-entry bound on |decrypted sum - exact sum| for a sum of ``num_inputs``."""

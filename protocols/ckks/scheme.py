@@ -11,6 +11,7 @@ Decrypted sums agree with the exact sum within :meth:`CkksPreset.error_bound`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ import numpy.typing as npt
 import tenseal as ts
 import tenseal.sealapi  # registers the SEAL types that the parameter checks read
 
+from secagg.dp import DistributedDP
+from secagg.dp.continuous import gaussian_floats, l2_clipped
 from secagg.errors import (
     AbortError,
     CiphertextError,
@@ -73,12 +76,22 @@ class CkksScheme(Scheme):
         c: entries are clipped to [-c, c] before weighting and encryption.
     num_clients:
         n, to bound sums: n c must stay below ``preset.max_abs_sum``.
+    dp:
+        Continuous distributed DP: L2 clip and float64 Gaussian shares (or None).
     """
 
     value_dtype = np.dtype(np.float64)
 
-    def __init__(self, preset: CkksPreset, keys: KeyMaterial, clip: float, num_clients: int):
+    def __init__(
+        self,
+        preset: CkksPreset,
+        keys: KeyMaterial,
+        clip: float,
+        num_clients: int,
+        dp: DistributedDP | None = None,
+    ):
         self.preset = preset
+        self._dp = dp
         self.slots = preset.slots
         self._clip = float(clip)
         self._num_clients = num_clients
@@ -110,7 +123,12 @@ class CkksScheme(Scheme):
         return private
 
     def encode(self, vector: Any, weight: float, rng: RandomSource) -> npt.NDArray[Any]:
-        return clip_weighted(vector, self._clip, weight)
+        if self._dp is None:
+            return clip_weighted(vector, self._clip, weight)
+        dp = self._dp  # L2 clip, then this client's share of the noise (float64: see dp)
+        x = l2_clipped(clip_weighted(vector, math.inf, weight), dp.l2_clip, 1.0)
+        std = dp.noise_multiplier * dp.l2_clip / math.sqrt(dp.min_contributors)
+        return x + gaussian_floats(rng, std, x.size)
 
     def encrypt(self, values: npt.NDArray[Any], rng: RandomSource) -> tuple[bytes, ...]:
         return tuple(

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from dp_accounting.rdp import rdp_privacy_accountant
 from scipy import special
 
-from secagg.dp.config import DistributedDP, DPParameters
+from secagg.dp.config import DistributedDP, DPParameters, Mechanism
 from secagg.errors import ConfigError
 
 __all__ = [
@@ -129,15 +129,24 @@ class PrivacyAccountant:
 
     def __init__(self, dp: DistributedDP, num_clients: int, dim: int) -> None:
         self.dp = dp
-        self.params = dp.parameters(num_clients, dim)
-        one = ddg_rdp(self.params, dp.min_contributors)
-        self.round_rdp = subsampled_rdp(one, dp.sampling_rate)
+        self.continuous = dp.mechanism is Mechanism.CONTINUOUS_GAUSSIAN
+        if not self.continuous:
+            self.params = dp.parameters(num_clients, dim)
+            one = ddg_rdp(self.params, dp.min_contributors)
+            self.round_rdp = subsampled_rdp(one, dp.sampling_rate)
 
     def epsilon(self, rounds: int) -> float:
-        """epsilon at ``dp.delta`` after ``rounds`` rounds (0 for none)."""
+        """epsilon at ``dp.delta`` after ``rounds`` rounds (0 for none). The continuous
+        mechanism (CKKS) is the Gaussian mechanism with noise multiplier z: m shares of
+        variance (z c)^2 / m, sensitivity c (``dp-accounting``)."""
         if rounds < 0:
             raise ConfigError(f"rounds must be >= 0, got {rounds}", parameter="rounds")
-        return 0.0 if rounds == 0 else rdp_epsilon(rounds * self.round_rdp, self.dp.delta)
+        if rounds == 0:
+            return 0.0
+        if self.continuous:
+            dp = self.dp
+            return gaussian_epsilon(dp.noise_multiplier, rounds, dp.delta, dp.sampling_rate)
+        return rdp_epsilon(rounds * self.round_rdp, self.dp.delta)
 
     def rounds_within_budget(self, budget: float | None = None) -> int | None:
         """The most rounds whose epsilon stays within ``budget`` (the config's by default),

@@ -47,7 +47,11 @@ class Mechanism(enum.Enum):
     """The integer noise the clients add."""
 
     DDG = "ddg"
-    """The distributed discrete Gaussian (Kairouz, Liu, Steinke 2021)."""
+    """The distributed discrete Gaussian (Kairouz, Liu, Steinke 2021): exact integer noise
+    shares inside the ring (every protocol but ``ckks``)."""
+    CONTINUOUS_GAUSSIAN = "continuous-gaussian"
+    """``ckks`` only: float64 Gaussian shares, **not exact** (:mod:`secagg.dp.continuous`);
+    accounted as the ideal Gaussian mechanism."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +172,32 @@ class DistributedDP:
             raise ConfigError(f"malformed dp config: {exc}", parameter="dp") from exc
 
     def check_protocol(
-        self, name: str, num_clients: int, min_survivors: int, ring_bits: int, corrupt: int = 0
+        self,
+        name: str,
+        num_clients: int,
+        min_survivors: int,
+        ring_bits: int | None,
+        corrupt: int = 0,
     ) -> None:
         """Raise :class:`ConfigError` unless every sum the protocol may finalize holds at least
         ``min_contributors`` honest noise shares: min_survivors - corrupt >= m, where
         ``corrupt`` clients (the protocol's ``floor(corrupted_fraction n)``) may be the
-        adversary's and know their own share; and unless the modulus fits in the ring."""
+        adversary's and know their own share; and unless the modulus fits in the ring
+        (``ring_bits`` None: a protocol of real numbers, CKKS, which takes only the continuous
+        mechanism)."""
         m = self.min_contributors
+        real = ring_bits is None
+        if real != (self.mechanism is Mechanism.CONTINUOUS_GAUSSIAN):
+            want = Mechanism.CONTINUOUS_GAUSSIAN if real else Mechanism.DDG
+            raise ConfigError(
+                f"{name} takes mechanism={want.value!r}, not {self.mechanism.value!r} "
+                + (
+                    "(it encodes real numbers: no ring for integer noise)"
+                    if real
+                    else "(floating-point noise is for ckks only)"
+                ),
+                parameter="mechanism",
+            )
         if m > num_clients:
             raise ConfigError(
                 f"min_contributors={m} exceeds num_clients={num_clients}",
@@ -192,7 +215,7 @@ class DistributedDP:
                 f"min_contributors <= {max(honest, 0)}",
                 parameter="min_contributors",
             )
-        if self.bits > ring_bits:
+        if ring_bits is not None and self.bits > ring_bits:
             raise ConfigError(
                 f"bits={self.bits} exceeds the ring: {name} sums in Z_2^{ring_bits}",
                 parameter="bits",
