@@ -33,6 +33,7 @@ from secagg.chain.errors import NodeUnavailableError
 from secagg.dp import DistributedDP, Mechanism
 from secagg.dp.accounting import PrivacyAccountant
 from secagg.errors import ConfigError
+from secagg.graph import corrupted_clients
 from secagg.protocol import KeyMaterial, Protocol
 from secagg.protocols.he import HEProtocol
 from secagg.protocols.secaggplus import SecAggPlus
@@ -174,8 +175,9 @@ class DemoConfig:
         }
         if self.protocol in ("secagg", "secaggplus"):  # sized for the dropout the run injects
             config["dropout_rate"] = max(0.1, self.dropout)
-        if dp is not None:  # no sum of fewer than the noise was calibrated for
-            config["min_survivors"] = dp.min_contributors
+        if dp is not None:  # no sum with fewer honest noise shares than calibrated for
+            corrupt = corrupted_clients(n, 0.05) if self.protocol in ("secagg", "secaggplus") else 0
+            config["min_survivors"] = min(n, dp.min_contributors + corrupt)
             config["dp"] = dp.to_dict()
         return config
 
@@ -192,16 +194,19 @@ class DemoConfig:
 
     def dp(self) -> DistributedDP | None:
         """With ``dp_noise`` > 0: noise calibrated for all but the dropout the run tolerates
-        (m = n - ceil(max(10 %, dropout) n), the protocol's minimum survivors), delta = 1/n;
+        (m = n - ceil(max(10 %, dropout) n) less SecAgg's floor(5 % n) corrupt clients,
+        whose shares do not count), delta = 1e-5 (well below 1/n: delta = 1/n would allow
+        publishing one random client's update);
         the exact discrete Gaussian, or for ``ckks`` the (floating-point) continuous one."""
         if self.dp_noise <= 0:
             return None
         n = self.clients
+        corrupt = corrupted_clients(n, 0.05) if self.protocol in ("secagg", "secaggplus") else 0
         return DistributedDP(
             l2_clip=self.dp_clip,
             noise_multiplier=self.dp_noise,
-            min_contributors=n - math.ceil(max(0.1, self.dropout) * n),
-            delta=1.0 / n,
+            min_contributors=n - math.ceil(max(0.1, self.dropout) * n) - corrupt,
+            delta=1e-5,
             bits=self.dp_bits,
             epsilon_budget=self.dp_budget,
             mechanism=Mechanism.CONTINUOUS_GAUSSIAN if self.protocol == "ckks" else Mechanism.DDG,

@@ -44,7 +44,7 @@ def round_table(result: DemoResult) -> Table:
         )
     table.caption = "acc: test accuracy; plain: plain FedAvg on the same survivors; ok: verified"
     if dp:
-        table.caption += "; eps: the task's epsilon after the round (delta = 1/n)"
+        table.caption += "; eps: the task's epsilon after the round (delta = 1e-5)"
     if sgd:
         table.caption += "; ex-eps: DP-SGD's example-level epsilon, largest participant"
     return table

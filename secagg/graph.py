@@ -123,11 +123,17 @@ def _check_rates(dropout_rate: float, corrupted_fraction: float, adversary: Adve
         )
 
 
+def corrupted_clients(n: int, corrupted_fraction: float) -> int:
+    """floor(gamma n): the corrupted clients the parameters are sized for (gamma n is rounded
+    up when float error puts it a hair below an integer)."""
+    return math.floor((corrupted_fraction + _EPS) * n)
+
+
 def _counts(n: int, dropout_rate: float, corrupted_fraction: float) -> tuple[int, int]:
     """floor(gamma n) corrupted clients; ceil(delta n) dropouts (so that a rate > 0 always
     budgets at least one dropout: 10% of 8 clients means surviving one, not none). Both round
     towards the safe side."""
-    corrupted = math.floor((corrupted_fraction + _EPS) * n)
+    corrupted = corrupted_clients(n, corrupted_fraction)
     dropped = math.ceil((dropout_rate - _EPS) * n)
     return corrupted, dropped
 

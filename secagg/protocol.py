@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from secagg.errors import (
     UnknownSenderError,
     WrongSessionError,
 )
+from secagg.graph import corrupted_clients
 from secagg.primitives.secret import SecretHolder
 from secagg.primitives.signing import SigningKey
 from secagg.quantize import (
@@ -561,7 +561,9 @@ class QuantizedProtocol(Protocol[Q]):
         super().__init__(config)
         self.quantizer = Quantizer(config.quantization)
         if config.dp is not None:
-            corrupt = math.floor(getattr(config, "corrupted_fraction", 0.0) * config.num_clients)
+            corrupt = corrupted_clients(
+                config.num_clients, getattr(config, "corrupted_fraction", 0.0)
+            )
             config.dp.check_protocol(
                 self.name, config.num_clients, self.min_inputs, config.ring_bits, corrupt
             )

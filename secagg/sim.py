@@ -72,8 +72,10 @@ class SimulationResult:
     session:
         The session the round ran in.
     epsilon:
-        With distributed DP (``proto.dp``): the round's epsilon at ``dp.delta`` (one round of
-        :class:`~secagg.dp.PrivacyAccountant`); None without.
+        With distributed DP (``proto.dp``): the round's epsilon at ``dp.delta`` for the
+        released sum (one round of :class:`~secagg.dp.accounting.PrivacyAccountant`); None
+        without. With ``plain`` the server also sees each input with one noise share: this
+        epsilon is against those who see the sum, not against that server.
     """
 
     sum: Any

@@ -134,7 +134,6 @@ def test_fewer_bits_cost_privacy_through_rounding() -> None:
         ({"delta": 1.0}, "delta"),
         ({"bits": 3}, "bits"),
         ({"beta": 1.0}, "beta"),
-        ({"sampling_rate": 0.0}, "sampling_rate"),
         ({"epsilon_budget": 0.0}, "epsilon_budget"),
     ],
 )
@@ -155,3 +154,15 @@ def test_bits_too_few_for_the_clients_are_refused_with_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"use bits >= \d+") as err:
         dp.parameters(1000, 10)
     assert err.value.parameter == "bits"
+
+
+def test_there_is_no_sampling_rate_to_shrink_epsilon() -> None:
+    """Every client takes part in every round and the aggregator knows U, so amplification by
+    sampling does not hold against it: a config (a task spec, a Flower request) that asks for
+    it is refused rather than believed."""
+    fields = DistributedDP(
+        l2_clip=1.0, noise_multiplier=1.0, min_contributors=3, delta=1e-5
+    ).to_dict()
+    with pytest.raises(ConfigError, match="no parameter sampling_rate") as err:
+        DistributedDP.from_dict({**fields, "sampling_rate": 0.01})
+    assert err.value.parameter == "dp"

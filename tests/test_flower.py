@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from secagg import protocols, simulate, wire
 from secagg.clients.errors import FlowerStateError
 from secagg.clients.flower import (
     RECORD,
+    DPFloor,
     IdentityFiles,
     Reply,
     Request,
@@ -40,6 +42,7 @@ from secagg.clients.flower.client_mod import ROUND_STATE
 from secagg.clients.flower.envelope import UNASSIGNED
 from secagg.clients.flower.identity import identify_message, parse_directory
 from secagg.dp import DistributedDP
+from secagg.dp.accounting import PrivacyAccountant
 from secagg.errors import (
     AbortError,
     AuthenticationError,
@@ -839,3 +842,54 @@ def test_a_node_whose_key_is_not_in_the_directory_has_no_identity(tmp_path: Path
         IdentityFiles(str(tmp_path / "{missing}.key"), str(tmp_path / "directory.json"))(_node(0))
     assert info.value.parameter == "signing_key"
     assert identity(_node(1)).client_id == 1
+
+
+# -- distributed DP: the node's own floor and budget ------------------------------------------
+
+NODE_DP = DistributedDP(l2_clip=1.0, noise_multiplier=1.0, min_contributors=3, delta=1e-5)
+
+
+def _dp_start(config: dict[str, Any], round: int) -> Request:
+    setup = _setup(config=json.dumps({"num_clients": 4, **config}), round=round)
+    return Request(Stage.START, setup, "advertise-keys")
+
+
+@pytest.mark.parametrize(
+    ("announced", "named"),
+    [
+        ({}, "only with distributed DP"),
+        ({"dp": replace(NODE_DP, noise_multiplier=0.5).to_dict()}, "noise_multiplier=0.5"),
+        ({"dp": replace(NODE_DP, min_contributors=2).to_dict()}, "min_contributors=2"),
+        ({"dp": replace(NODE_DP, delta=1e-2).to_dict()}, "delta=0.01"),
+    ],
+)
+def test_a_node_with_a_dp_floor_refuses_rounds_without_dp_or_below_it(
+    announced: dict[str, Any], named: str
+) -> None:
+    """Over Flower the server announces the DP config; it may leave DP out or weaken it. A
+    node with a DPFloor refuses by name, before it computes anything; at the floor it runs."""
+    floor = DPFloor(noise_multiplier=1.0, min_contributors=3, delta=1e-5)
+    mod = SecAggMod(num_clients=4, dp_floor=floor)
+    config = {"min_survivors": 3, **announced}
+    reply = _ask(mod, _dp_start(config, 0), _context())
+    assert reply.error == RefusedRequestError.__name__ and named in reply.detail
+    ok = _ask(mod, _dp_start({"min_survivors": 3, "dp": NODE_DP.to_dict()}, 0), _context())
+    assert ok.error == "" and ok.message
+
+
+def test_a_node_stops_at_its_own_budget_whatever_the_server_announces() -> None:
+    """The node composes every DP round it starts (in its Context state) at its own delta:
+    with a budget between 2 and 3 rounds' epsilon, the third round is refused, even though
+    the server announces nothing about budgets. A node needs num_clients or identity to hold
+    a floor (else the server picks how many share the noise)."""
+    accountant = PrivacyAccountant(NODE_DP, 4, 8)
+    budget = (accountant.epsilon(2) + accountant.epsilon(3)) / 2
+    floor = DPFloor(noise_multiplier=1.0, min_contributors=3, delta=1e-5, epsilon_budget=budget)
+    mod, ctx = SecAggMod(num_clients=4, dp_floor=floor), _context()
+    announced = {"min_survivors": 3, "dp": NODE_DP.to_dict()}
+    replies = [_ask(mod, _dp_start(announced, r), ctx) for r in range(3)]
+    assert [r.error for r in replies] == ["", "", RefusedRequestError.__name__]
+    assert "past its budget" in replies[2].detail
+    with pytest.raises(ConfigError) as err:
+        SecAggMod(dp_floor=floor)
+    assert err.value.parameter == "dp_floor"

@@ -10,7 +10,7 @@
 See ``examples/flower/`` and the README's Flower section.
 """
 
-from .client_mod import SECURE_PROTOCOLS, InputTap, SecAggMod, ThreatFloor
+from .client_mod import SECURE_PROTOCOLS, DPFloor, InputTap, SecAggMod, ThreatFloor
 from .envelope import RECORD, Reply, Request, Setup, Stage
 from .identity import (
     IdentityFiles,
@@ -26,6 +26,7 @@ from .server import FlowerRoundResult, PhaseTraffic, SecureAggregation
 __all__ = [
     "RECORD",
     "SECURE_PROTOCOLS",
+    "DPFloor",
     "FlowerRoundResult",
     "IdentityFiles",
     "InputTap",

@@ -54,16 +54,18 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 
 import secagg.protocols as protocols
 from secagg import wire
+from secagg.dp import DistributedDP
+from secagg.dp.accounting import ORDERS, PrivacyAccountant, rdp_epsilon
 from secagg.errors import (
     ConfigError,
     InvalidInputError,
@@ -91,12 +93,14 @@ from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import IdentitySource, NodeIdentity
 from .seeding import round_seed
 
-__all__ = ["SECURE_PROTOCOLS", "InputTap", "SecAggMod", "ThreatFloor"]
+__all__ = ["SECURE_PROTOCOLS", "DPFloor", "InputTap", "SecAggMod", "ThreatFloor"]
 
 SECURE_PROTOCOLS = ("secagg", "secaggplus", "ckks", "paillier")
 """What :class:`SecAggMod` agrees to run unless told otherwise (``plain`` hides nothing)."""
 ROUND_STATE = "secagg.round"
 INPUT_STATE = "secagg.input"
+DP_SPENT = "secagg.dp-spent"
+"""The node's composed RDP curve over the DP rounds it started in this run."""
 KEY_STATE = "secagg.keys"
 DECRYPTED_STATE = "secagg.decrypted"
 ARRAYS = "arrays"
@@ -125,6 +129,54 @@ def _default_min_survivors(protocol: str, config: str) -> int:
     for chosen in ("min_survivors", "allow_single_input", "dp"):
         kwargs.pop(chosen, None)
     return int(protocols.get(protocol, **kwargs).config.min_survivors)
+
+
+@dataclass(frozen=True, slots=True)
+class DPFloor:
+    """The least distributed DP a node accepts for its update, and its own budget.
+
+    Over Flower the server announces the DP config with every round, and could leave it out
+    or weaken it. A node with a floor refuses a round without ``dp`` or announced below the
+    floor, and accounts for itself: every DP round it starts in this run (kept in the node's
+    ``Context.state``) is composed at the node's ``delta``, and a round that would take it
+    past ``epsilon_budget`` is refused. The server also announces n; a floor therefore needs
+    ``SecAggMod(num_clients=...)`` or ``identity=`` (checked), so the node knows how many
+    share the noise.
+
+    Attributes
+    ----------
+    noise_multiplier:
+        The least z a round may announce.
+    min_contributors:
+        The least m (honest noise shares) a round may be calibrated for.
+    delta:
+        The node's delta: a round announcing a larger one is refused, and the node's epsilon
+        is at this delta.
+    epsilon_budget:
+        The most epsilon the node spends over the DP rounds it starts in this run (None: no
+        cap).
+    """
+
+    noise_multiplier: float
+    min_contributors: int
+    delta: float
+    epsilon_budget: float | None = None
+
+    def check(self, dp: DistributedDP | None) -> None:
+        """Raise :class:`RefusedRequestError` unless ``dp`` is at or above the floor."""
+        if dp is None:
+            raise RefusedRequestError("this node sends updates only with distributed DP (dp)")
+        weaker = [
+            f"{name}={got} (floor {want})"
+            for name, got, want, low in (
+                ("noise_multiplier", dp.noise_multiplier, self.noise_multiplier, True),
+                ("min_contributors", dp.min_contributors, self.min_contributors, True),
+                ("delta", dp.delta, self.delta, False),
+            )
+            if (got < want if low else got > want)
+        ]
+        if weaker:
+            raise RefusedRequestError(f"the server announces DP below this node's floor: {weaker}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +256,9 @@ class SecAggMod:
         The weakest adversary, gamma and delta a masking round may be sized for
         (:class:`ThreatFloor`; default: semi-malicious, 0.05, 0.1): a server announcing a
         semi-honest adversary or gamma = 0 to shrink t and the quorum is refused.
+    dp_floor:
+        Distributed DP this node insists on, and its own epsilon budget (:class:`DPFloor`);
+        None: the node follows the server's DP config, if any.
     num_clients:
         When set, a request for any other number of clients is refused (the server also picks
         n, and n sets the default ``min_survivors`` and the key holder's largest sum).
@@ -238,6 +293,7 @@ class SecAggMod:
         min_survivors: int | None = None,
         num_clients: int | None = None,
         threat_floor: ThreatFloor | None = None,
+        dp_floor: DPFloor | None = None,
         identity: NodeIdentity | IdentitySource | None = None,
         require_signatures: bool | None = None,
         seed: int | None = None,
@@ -258,6 +314,13 @@ class SecAggMod:
         self.min_survivors = min_survivors
         self.num_clients = num_clients
         self.threat_floor = ThreatFloor() if threat_floor is None else threat_floor
+        if dp_floor is not None and num_clients is None and identity is None:
+            raise ConfigError(
+                "a dp_floor needs num_clients= or identity=: otherwise the server picks how "
+                "many nodes share the noise",
+                parameter="dp_floor",
+            )
+        self.dp_floor = dp_floor
         self.identity = identity
         self.require_signatures = (
             identity is not None if require_signatures is None else require_signatures
@@ -310,9 +373,30 @@ class SecAggMod:
                 "directory (SecAggMod(identity=...)); this node has none"
             )
         self._check_bounds(proto, setup)
+        if self.dp_floor is not None:
+            self.dp_floor.check(getattr(proto, "dp", None))
         if self.check is not None:
             self.check(proto)
         return proto
+
+    def _spend_privacy(self, proto: Protocol[Any], setup: Setup, ctx: Context) -> None:
+        """Compose this round into the node's own account (at the floor's delta); refuse it
+        when that passes the node's budget. Counted when the round starts, so a round the
+        node then drops out of is counted too (the safe side)."""
+        floor, dp = self.dp_floor, getattr(proto, "dp", None)
+        if floor is None or dp is None:
+            return
+        accountant = PrivacyAccountant(replace(dp, delta=floor.delta), proto.num_clients, setup.dim)
+        record = ctx.state.array_records.get(DP_SPENT)
+        spent = record["rdp"].numpy() if record is not None else np.zeros(len(ORDERS))
+        total = spent + accountant.round_rdp
+        epsilon = rdp_epsilon(total, floor.delta)
+        if floor.epsilon_budget is not None and epsilon > floor.epsilon_budget:
+            raise RefusedRequestError(
+                f"this round would bring this node to epsilon {epsilon:.3f} at delta "
+                f"{floor.delta:g}, past its budget {floor.epsilon_budget:g}"
+            )
+        ctx.state.array_records[DP_SPENT] = ArrayRecord({"rdp": Array(total)})
 
     def _check_bounds(self, proto: Protocol[Any], setup: Setup) -> None:
         """Refuse a num_clients or min_survivors outside this node's policy."""
@@ -400,6 +484,7 @@ class SecAggMod:
                 f"this node already started round {setup.round} of this session; it does not "
                 "start a round twice"
             )
+        self._spend_privacy(proto, setup, ctx)
         state = ConfigRecord(
             {
                 **setup.write(),

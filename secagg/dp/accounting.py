@@ -7,9 +7,11 @@
       s^2     = Delta_2^2 / (m sigma^2)                 (all in integer units)
       eps(a)  = min(a s^2 / 2 + tau d,  a/2 (s + sqrt(d) tau)^2)
 
-  With client sampling q < 1, each order's bound is also bounded by the general Poisson
-  subsampling theorem of Zhu and Wang (ICML 2019, Theorem 6), which holds for any mechanism
-  with an RDP curve; we take the smaller of the two, order by order.
+  Every client takes part in every round here (on chain every member, over Flower every node
+  the server picks), and the aggregator knows who did (U), so no amplification by sampling
+  applies against it: :class:`PrivacyAccountant` composes full rounds. :func:`subsampled_rdp`
+  (Zhu and Wang, ICML 2019, Theorem 6, for any mechanism with an RDP curve) is offered for a
+  deployment that samples clients in secret from everyone the guarantee is against.
 * The Gaussian mechanism (the central-DP reference: noise added once to the exact sum) and its
   subsampled form: ``dp-accounting``'s :class:`RdpAccountant`.
 * RDP -> (epsilon, delta): ``dp-accounting``'s ``compute_epsilon`` (the conversion of Canonne,
@@ -130,10 +132,13 @@ class PrivacyAccountant:
     def __init__(self, dp: DistributedDP, num_clients: int, dim: int) -> None:
         self.dp = dp
         self.continuous = dp.mechanism is Mechanism.CONTINUOUS_GAUSSIAN
-        if not self.continuous:
+        self.round_rdp: npt.NDArray[np.float64]
+        """One round's RDP over :data:`ORDERS` (composition adds these curves)."""
+        if self.continuous:  # the Gaussian mechanism: alpha / (2 z^2)
+            self.round_rdp = np.asarray(ORDERS, dtype=np.float64) / (2 * dp.noise_multiplier**2)
+        else:
             self.params = dp.parameters(num_clients, dim)
-            one = ddg_rdp(self.params, dp.min_contributors)
-            self.round_rdp = subsampled_rdp(one, dp.sampling_rate)
+            self.round_rdp = ddg_rdp(self.params, dp.min_contributors)
 
     def epsilon(self, rounds: int) -> float:
         """epsilon at ``dp.delta`` after ``rounds`` rounds (0 for none). The continuous
@@ -141,12 +146,7 @@ class PrivacyAccountant:
         variance (z c)^2 / m, sensitivity c (``dp-accounting``)."""
         if rounds < 0:
             raise ConfigError(f"rounds must be >= 0, got {rounds}", parameter="rounds")
-        if rounds == 0:
-            return 0.0
-        if self.continuous:
-            dp = self.dp
-            return gaussian_epsilon(dp.noise_multiplier, rounds, dp.delta, dp.sampling_rate)
-        return rdp_epsilon(rounds * self.round_rdp, self.dp.delta)
+        return 0.0 if rounds == 0 else rdp_epsilon(rounds * self.round_rdp, self.dp.delta)
 
     def rounds_within_budget(self, budget: float | None = None) -> int | None:
         """The most rounds whose epsilon stays within ``budget`` (the config's by default),

@@ -102,9 +102,6 @@ class DistributedDP:
         probability 1 - beta are drawn again (0 disables it and uses the worst-case bound).
     headroom:
         k: gamma leaves k standard deviations of the sum inside the modulus.
-    sampling_rate:
-        q in (0, 1]: the fraction of the population that takes part in a round (1 on chain,
-        where every member takes part).
     epsilon_budget:
         The epsilon (at ``delta``) after which drivers refuse to run another round, or None.
     """
@@ -116,7 +113,6 @@ class DistributedDP:
     bits: int = 20
     beta: float = DEFAULT_BETA
     headroom: float = 4.0
-    sampling_rate: float = 1.0
     epsilon_budget: float | None = None
     mechanism: Mechanism = Mechanism.DDG
 
@@ -136,11 +132,6 @@ class DistributedDP:
             raise ConfigError(f"bits must be an int in [4, 62], got {b!r}", parameter="bits")
         if not _number(self.beta) or not 0 <= self.beta < 1:
             raise ConfigError(f"beta must be in [0, 1), got {self.beta!r}", parameter="beta")
-        q = self.sampling_rate
-        if not _number(q) or not 0 < q <= 1:
-            raise ConfigError(
-                f"sampling_rate must be in (0, 1], got {q!r}", parameter="sampling_rate"
-            )
         if self.epsilon_budget is not None:
             _positive("epsilon_budget", self.epsilon_budget)
         if not isinstance(self.mechanism, Mechanism):
@@ -206,13 +197,18 @@ class DistributedDP:
         honest = min_survivors - corrupt
         if honest < m:
             of = f", up to {corrupt} of them the adversary's" if corrupt else ""
+            need = m + corrupt
+            raise_it = (
+                f"raise the protocol's minimum survivors to >= {need} (allowing at most "
+                f"{num_clients - need} dropouts) or "
+                if need <= num_clients
+                else ""
+            )
             raise ConfigError(
                 f"{name} may finalize a sum of only {min_survivors} inputs{of}, leaving "
                 f"{honest} honest noise shares, but the DP noise is calibrated for at least "
                 f"min_contributors={m}: the sum would carry {max(honest, 0)}/{m} of the "
-                f"calibrated variance. Raise the protocol's minimum survivors to >= {m + corrupt} "
-                f"(allowing at most {num_clients - m - corrupt} dropouts) or set "
-                f"min_contributors <= {max(honest, 0)}",
+                f"calibrated variance; {raise_it}set min_contributors <= {max(honest, 0)}",
                 parameter="min_contributors",
             )
         if ring_bits is not None and self.bits > ring_bits:
@@ -235,6 +231,12 @@ class DistributedDP:
                 parameter="bits",
             )
         gamma = k * math.sqrt(n * n * c * c / d + n * share_var) / math.sqrt(room)
+        if c / gamma >= 2.0**50:  # y + u in float64 must still resolve the dither u
+            raise ConfigError(
+                f"bits={self.bits} makes one unit {c / gamma:.3g} times finer than the clip; "
+                "float64 rounding cannot dither that finely: lower bits",
+                parameter="bits",
+            )
         variance = max(1, math.ceil(share_var / gamma**2))
         c_int = c / gamma
         worst = (c_int + math.sqrt(d)) ** 2

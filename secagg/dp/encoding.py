@@ -13,7 +13,8 @@ bits holds it). The protocol sums the e_u in its ring Z_2^R (R >= b); since 2^b 
 server reads S = (sum_u e_u mod 2^R) mod 2^b, centres it into [-2^(b-1), 2^(b-1)) and decodes
 D C^T (gamma S): the sum of the clipped updates plus the sum of the noise shares (the
 rounding and the noise are unbiased), unless the sum left the modulus (k = ``headroom``
-standard deviations make that rare: about 6e-5 per entry at k = 4).
+standard deviations make that rare: about 6e-5 per entry at k = 4, so about d * 6e-5
+entries a round, each then off by 2^b gamma).
 
 Only the noise must be exact, and it is integer-only (:class:`IntegerSampler`); the rotation
 and rounding are ordinary float64, and the norm check is exact integer arithmetic.

@@ -5,8 +5,9 @@ Algorithms 1-3, vectorised over numpy arrays. Every probability the algorithms c
 is a ratio of integers, and every comparison is exact:
 
 * ``Bernoulli(p/q)``: a uniform integer U in [0, q) (rejection-sampled from 64-bit keystream
-  words, so exactly uniform) and the test U < p. Denominators above 2^62 use Python integers
-  (numpy object arrays), so no quantity ever overflows or rounds.
+  words, so exactly uniform) and the test U < p. Numbers that may leave int64 (denominators
+  above 2^62, the acceptance test's squares for sigma^2 >= 2^31 or a far tail) use Python
+  integers (numpy object arrays), so nothing overflows or rounds.
 * ``Bernoulli(exp(-p/q))``: Algorithm 1 (a von Neumann race; for gamma = p/q <= 1 draw
   A_K ~ Bernoulli(gamma/K) = Bernoulli(p/q) * Bernoulli(1/K) for K = 1, 2, ... until A_K = 0
   and return whether K is odd), and for gamma > 1 the product of floor(gamma) draws of
@@ -178,9 +179,12 @@ class IntegerSampler:
         todo = np.arange(count)
         while todo.size:
             y = self.discrete_laplace(t, todo.size)
-            a: IntArray = np.abs(y) * t - variance  # |y| t < 2^62: y is a discrete Laplace
-            if den > _SMALL or np.abs(a).max() >= 1 << 31:  # a^2 or den may not fit int64
-                a = np.abs(y).astype(object) * t - variance
+            small = variance < 1 << 31 and int(np.abs(y).max()) < 1 << 46  # |y| t < 2^62
+            a: IntArray = (
+                np.abs(y) * t - variance if small else np.abs(y).astype(object) * t - variance
+            )
+            if small and (den > _SMALL or int(np.abs(a).max()) >= 1 << 31):  # a^2 > int64
+                a = a.astype(object)
             accept = self.bernoulli_exp(a * a, den)
             out[todo[accept]] = y[accept]
             todo = todo[~accept]
