@@ -70,7 +70,8 @@ class DPBenchConfig:
     server_lr: float = 1.0
     epsilons: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     bits: int = 20
-    bits_sweep: tuple[int, ...] = (10, 12, 14, 16, 18, 20)
+    bits_sweep: tuple[int, ...] = (6, 8, 10, 12, 16, 20)
+    repeats: int = 3
     dp_sgd_clip: float = 1.0
     corrupted_fraction: float = 0.05
     seed: int = 0
@@ -93,6 +94,7 @@ class Run:
     accuracy: float
     noise_multiplier: float | None = None
     bits: int | None = None
+    repeat: int = 0
     seconds: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -137,15 +139,19 @@ class _Experiment:
         self,
         aggregate: Callable[[int, dict[int, torch.Tensor]], torch.Tensor],
         trainer: Trainer | None = None,
+        repeat: int = 0,
     ) -> float:
         """FedAvg for cfg.rounds rounds; ``aggregate(round, flat updates)`` returns the flat
-        step to add to the model. The final test accuracy."""
+        step to add to the model. The final test accuracy. ``repeat`` changes every seed of
+        local training (shuffles, DP-SGD noise)."""
         trainer = trainer or self.trainer()
         params: Params = [p.clone() for p in self.initial]
         for r in range(self.cfg.rounds):
             updates = {
                 u: flatten_params(
-                    trainer.local_update(params, shard, seed=1000 * r + u, client=u)
+                    trainer.local_update(
+                        params, shard, seed=(repeat << 32) + 1000 * r + u, client=u
+                    )
                 ).double()
                 for u, shard in self.fed.clients.items()
             }
@@ -169,7 +175,7 @@ class _Experiment:
 
         return aggregate
 
-    def ddg(self, dp: DistributedDP) -> Callable[..., torch.Tensor]:
+    def ddg(self, dp: DistributedDP, repeat: int = 0) -> Callable[..., torch.Tensor]:
         cfg = self.cfg
         proto = protocols.get(
             "secaggplus",
@@ -181,7 +187,7 @@ class _Experiment:
 
         def aggregate(r: int, updates: dict[int, torch.Tensor]) -> torch.Tensor:
             inputs = {u: x.numpy() for u, x in updates.items()}
-            result = simulate(proto, inputs, seed=(cfg.seed << 20) + r)
+            result = simulate(proto, inputs, seed=(((cfg.seed << 8) + repeat) << 20) + r)
             return cfg.server_lr * torch.from_numpy(np.asarray(result.sum)) / len(updates)
 
         return aggregate
@@ -250,28 +256,32 @@ def run(cfg: DPBenchConfig, *, log: Callable[[str], None] = print) -> dict[str, 
             f"z={result.noise_multiplier} acc={result.accuracy:.4f} ({result.seconds:.0f} s)"
         )
 
-    def ddg(eps: float, bits: int) -> None:
+    def ddg(eps: float, bits: int, repeat: int) -> None:
         t0 = time.perf_counter()
         dp = _ddg_config(cfg, dim, eps, bits)
         variance = dp.parameters(cfg.clients, dim).variance
-        acc = exp.train(exp.ddg(dp))
-        timed(Run("ddg", eps, acc, dp.noise_multiplier, bits, detail={"variance": variance}), t0)
+        acc = exp.train(exp.ddg(dp, repeat), repeat=repeat)
+        detail = {"variance": variance}
+        timed(Run("ddg", eps, acc, dp.noise_multiplier, bits, repeat, detail=detail), t0)
 
     t0 = time.perf_counter()
     timed(Run("none", None, exp.train(exp.weighted)), t0)
     t0 = time.perf_counter()
     timed(Run("clipped", None, exp.train(exp.clipped_mean(0.0, cfg.seed))), t0)
     for eps in cfg.epsilons:
-        t0 = time.perf_counter()
         z = calibrate(lambda z: gaussian_epsilon(z, cfg.rounds, cfg.delta), eps)
-        timed(Run("central", eps, exp.train(exp.clipped_mean(z * cfg.clip, cfg.seed + 1)), z), t0)
-        ddg(eps, cfg.bits)
-        t0 = time.perf_counter()
-        timed(_dp_sgd(exp, eps), t0)
+        for repeat in range(cfg.repeats):
+            t0 = time.perf_counter()
+            noise = exp.clipped_mean(z * cfg.clip, (cfg.seed << 8) + 1 + repeat)
+            acc = exp.train(noise, repeat=repeat)
+            timed(Run("central", eps, acc, z, repeat=repeat), t0)
+            ddg(eps, cfg.bits, repeat)
+            t0 = time.perf_counter()
+            timed(_dp_sgd(exp, eps, repeat), t0)
     top = max(cfg.epsilons)
-    for bits in cfg.bits_sweep:
+    for bits in cfg.bits_sweep:  # one repeat each (the grid's first repeat at cfg.bits)
         if bits != cfg.bits:
-            ddg(top, bits)
+            ddg(top, bits, 0)
     cost = encoding_cost(cfg, _ddg_config(cfg, dim, top, cfg.bits), dim)
     return {
         "config": asdict(cfg),
@@ -282,7 +292,7 @@ def run(cfg: DPBenchConfig, *, log: Callable[[str], None] = print) -> dict[str, 
     }
 
 
-def _dp_sgd(exp: _Experiment, eps: float) -> Run:
+def _dp_sgd(exp: _Experiment, eps: float, repeat: int) -> Run:
     from opacus.accountants.utils import get_noise_multiplier
 
     cfg = exp.cfg
@@ -311,13 +321,14 @@ def _dp_sgd(exp: _Experiment, eps: float) -> Run:
         def accuracy(self, params: Params, data: Any) -> float:
             return next(iter(self._by.values())).accuracy(params, data)
 
-    acc = exp.train(exp.weighted, PerClient())
+    acc = exp.train(exp.weighted, PerClient(), repeat)
     spent = max(t.epsilon(u) for u, t in trainers.items())
     return Run(
         "dp-sgd",
         eps,
         acc,
         float(np.median(list(sigmas.values()))),
+        repeat=repeat,
         detail={"example_epsilon_max": spent},
     )
 
