@@ -8,7 +8,9 @@ from secagg.clients.dp_bench import DPBenchConfig, run, write
 
 
 def test_the_dp_comparison_runs_and_writes_its_table_and_plot(tmp_path: Path) -> None:
-    cfg = DPBenchConfig(clients=10, rounds=1, epsilons=(8.0,), bits_sweep=(16, 20), repeats=2)
+    cfg = DPBenchConfig(
+        clients=10, rounds=1, epsilons=(8.0,), bits_sweep=(16, 20), repeats=2, dp_sgd_repeats=1
+    )
     results = run(cfg, log=lambda line: None)
     mechanisms = sorted({r["mechanism"] for r in results["runs"]})
     assert mechanisms == ["central", "clipped", "ddg", "dp-sgd", "none"]
