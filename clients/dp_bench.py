@@ -37,6 +37,7 @@ from secagg.dp import DistributedDP
 from secagg.dp.accounting import PrivacyAccountant, gaussian_epsilon
 from secagg.dp.encoding import DPEncoder
 from secagg.dp.sampling import IntegerSampler
+from secagg.errors import ConfigError
 from secagg.protocol import Session
 from secagg.randomness import SeededRandom
 
@@ -70,7 +71,7 @@ class DPBenchConfig:
     server_lr: float = 1.0
     epsilons: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     bits: int = 20
-    bits_sweep: tuple[int, ...] = (6, 8, 10, 12, 16, 20)
+    bits_sweep: tuple[int, ...] = (8, 10, 12, 16, 20)
     repeats: int = 3
     dp_sgd_repeats: int = 1
     dp_sgd_clip: float = 1.0
@@ -92,7 +93,7 @@ class DPBenchConfig:
 class Run:
     mechanism: str
     epsilon: float | None
-    accuracy: float
+    accuracy: float | None
     noise_multiplier: float | None = None
     bits: int | None = None
     repeat: int = 0
@@ -102,9 +103,12 @@ class Run:
 
 def calibrate(epsilon_of: Callable[[float], float], target: float) -> float:
     """The smallest noise multiplier z (to 1e-4 relative) with epsilon_of(z) <= target;
-    epsilon_of must decrease in z."""
+    epsilon_of must decrease in z. :class:`ConfigError` when no z up to 2^20 reaches it (a
+    modulus too small: the rounding of d entries alone outweighs all the noise it can hold)."""
     lo, hi = 1e-3, 1.0
     while epsilon_of(hi) > target:
+        if hi >= 2.0**20:
+            raise ConfigError(f"epsilon {target:g} is out of reach", parameter="epsilon")
         lo, hi = hi, hi * 2
     while hi / lo > 1 + 1e-4:
         mid = math.sqrt(lo * hi)
@@ -254,12 +258,16 @@ def run(cfg: DPBenchConfig, *, log: Callable[[str], None] = print) -> dict[str, 
         runs.append(result)
         log(
             f"{result.mechanism:8} eps={result.epsilon} bits={result.bits} "
-            f"z={result.noise_multiplier} acc={result.accuracy:.4f} ({result.seconds:.0f} s)"
+            f"z={result.noise_multiplier} acc={result.accuracy} ({result.seconds:.0f} s)"
         )
 
     def ddg(eps: float, bits: int, repeat: int) -> None:
         t0 = time.perf_counter()
-        dp = _ddg_config(cfg, dim, eps, bits)
+        try:
+            dp = _ddg_config(cfg, dim, eps, bits)
+        except ConfigError as exc:  # too few bits for this epsilon at any noise
+            timed(Run("ddg", eps, None, None, bits, repeat, detail={"unreachable": str(exc)}), t0)
+            return
         variance = dp.parameters(cfg.clients, dim).variance
         acc = exp.train(exp.ddg(dp, repeat), repeat=repeat)
         detail = {"variance": variance}

@@ -94,11 +94,18 @@ def table(results: dict[str, Any]) -> str:
         key=lambda r: r["bits"],
     )
     for r in sweep:
+        if r["accuracy"] is None:
+            lines.append(
+                f"| {r['bits']} | — | out of reach: no noise level gives this epsilon | | |"
+            )
+            continue
         lines.append(
             f"| {r['bits']} | {r['noise_multiplier']:.3g} | {_acc(r['accuracy'])} % "
             f"| {100 * (r['accuracy'] - central):+.2f} | {100 * (r['accuracy'] - none):+.2f} |"
         )
-    within = [r["bits"] for r in sweep if r["accuracy"] >= central - 0.01]
+    within = [
+        r["bits"] for r in sweep if r["accuracy"] is not None and r["accuracy"] >= central - 0.01
+    ]
     lines += [
         "",
         f"Smallest b within 1 point of central DP at epsilon = {top:g}: "
