@@ -160,26 +160,28 @@ class DemoConfig:
         """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
         k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does)."""
         n = self.clients
-        dp = self.dp()
         if self.protocol == "ckks":
             config: dict[str, Any] = {"num_clients": n, "clip": self.clip}
-            if dp is not None:
-                config.update(min_survivors=dp.min_contributors, dp=dp.to_dict())
-            return config
-        ring_bits = 32 if n * 2**self.quant_bits <= 2**32 else 64
-        config = {
-            "num_clients": n,
-            "clip": self.clip,
-            "quant_bits": self.quant_bits,
-            "ring_bits": ring_bits,
-        }
+        else:
+            ring_bits = 32 if n * 2**self.quant_bits <= 2**32 else 64
+            config = {
+                "num_clients": n,
+                "clip": self.clip,
+                "quant_bits": self.quant_bits,
+                "ring_bits": ring_bits,
+            }
         if self.protocol in ("secagg", "secaggplus"):  # sized for the dropout the run injects
             config["dropout_rate"] = max(0.1, self.dropout)
+        dp = self.dp()
         if dp is not None:  # no sum with fewer honest noise shares than calibrated for
-            corrupt = corrupted_clients(n, 0.05) if self.protocol in ("secagg", "secaggplus") else 0
-            config["min_survivors"] = min(n, dp.min_contributors + corrupt)
+            config["min_survivors"] = self._dp_survivors()
             config["dp"] = dp.to_dict()
         return config
+
+    def _dp_survivors(self) -> int:
+        """With DP, the fewest inputs a round may sum: all but the dropout the run tolerates,
+        n - ceil(max(10 %, dropout) n)."""
+        return self.clients - math.ceil(max(0.1, self.dropout) * self.clients)
 
     def dp_sgd_recipe(self, total_samples: int) -> dict[str, float] | None:
         """Example-level DP-SGD for every participant (``dp_sgd_noise`` > 0): delta = 1/N over
@@ -200,12 +202,12 @@ class DemoConfig:
         the exact discrete Gaussian, or for ``ckks`` the (floating-point) continuous one."""
         if self.dp_noise <= 0:
             return None
-        n = self.clients
-        corrupt = corrupted_clients(n, 0.05) if self.protocol in ("secagg", "secaggplus") else 0
+        masking = self.protocol in ("secagg", "secaggplus")  # sized for SecAgg+'s default 5 %
+        corrupt = corrupted_clients(self.clients, 0.05) if masking else 0
         return DistributedDP(
             l2_clip=self.dp_clip,
             noise_multiplier=self.dp_noise,
-            min_contributors=n - math.ceil(max(0.1, self.dropout) * n) - corrupt,
+            min_contributors=self._dp_survivors() - corrupt,
             delta=1e-5,
             bits=self.dp_bits,
             epsilon_budget=self.dp_budget,

@@ -260,7 +260,8 @@ class Participant(KeeperAgent):
             raise AbortError("bundle-withheld", "the aggregator could not fetch this bundle")
         if masking and not postings.shares_fixed:
             return None  # the aggregator is checking the bundles (it waits out store outages)
-        self._check_privacy_budget(proto, r)
+        if not masking:  # masking rounds checked it when they opened (SHARE_KEYS)
+            self._check_privacy_budget(proto, r)
         update, weight = self._train(r)
         t0 = self.clock()
         message: Message | None

@@ -56,6 +56,7 @@ __all__ = [
     "check_quantization",
     "check_weight",
     "clip_weighted",
+    "l2_clip_weighted",
 ]
 
 MAX_QUANT_BITS = 53
@@ -184,6 +185,17 @@ def clip_weighted(x: Any, clip: float, weight: float = 1.0) -> npt.NDArray[np.fl
             raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
         x = x.detach().to("cpu", torch.float64).numpy()
     result: npt.NDArray[np.float64] = np.clip(_finite_float64(x), -clip, clip) * float(weight)
+    return result
+
+
+def l2_clip_weighted(x: Any, clip: float, weight: float = 1.0) -> npt.NDArray[np.float64]:
+    """w * x * min(1, c / ||x||_2) as a float64 numpy array on the host: L2 clipping (the
+    encodings of :mod:`secagg.dp`), validated as :func:`clip_weighted` validates."""
+    check_weight(weight)
+    v = clip_weighted(x, math.inf)  # a checked float64 host copy
+    norm = float(np.linalg.norm(v))
+    factor = weight * min(1.0, clip / norm) if norm > 0 else 0.0
+    result: npt.NDArray[np.float64] = v * factor
     return result
 
 

@@ -39,6 +39,21 @@ def test_participants_stop_at_the_budget_and_dp_rounds_verify() -> None:
     assert notes.count("privacy-budget") == probe.clients
 
 
+def test_without_masking_participants_stop_at_the_budget_when_the_round_opens() -> None:
+    """``plain`` has no SHARE_KEYS: its round opens at COMMIT, where every participant
+    refuses the round past the budget; with no commitment the contract fails round 2 when
+    its REVEAL phase ends (as for participants killed at Commit, SECURITY.md's fault matrix)."""
+    probe = config(protocol="plain", rounds=2)
+    dp = probe.dp()
+    assert dp is not None
+    accountant = PrivacyAccountant(dp, probe.clients, 64 * 64 + 64 + 64 * 10 + 10 + 1)
+    budget = (accountant.epsilon(1) + accountant.epsilon(2)) / 2
+    with Demo(config(protocol="plain", rounds=2, dp_budget=budget)) as demo:
+        result = demo.run()
+    assert [r.outcome for r in result.rounds] == ["finalized", "failed at REVEAL"]
+    assert " ".join(result.rounds[1].notes).count("privacy-budget") == probe.clients
+
+
 def test_a_dp_task_spec_round_trips_and_refuses_a_bad_dp_entry() -> None:
     cfg = config()
     proto = build_protocol(cfg.protocol, cfg.protocol_config())

@@ -65,7 +65,7 @@ from flwr.clientapp.typing import ClientAppCallable
 import secagg.protocols as protocols
 from secagg import wire
 from secagg.dp import DistributedDP
-from secagg.dp.accounting import ORDERS, PrivacyAccountant, rdp_epsilon
+from secagg.dp.accounting import PrivacyAccountant, rdp_epsilon
 from secagg.errors import (
     ConfigError,
     InvalidInputError,
@@ -388,7 +388,7 @@ class SecAggMod:
             return
         accountant = PrivacyAccountant(replace(dp, delta=floor.delta), proto.num_clients, setup.dim)
         record = ctx.state.array_records.get(DP_SPENT)
-        spent = record["rdp"].numpy() if record is not None else np.zeros(len(ORDERS))
+        spent = record["rdp"].numpy() if record is not None else 0.0
         total = spent + accountant.round_rdp
         epsilon = rdp_epsilon(total, floor.delta)
         if floor.epsilon_budget is not None and epsilon > floor.epsilon_budget:

@@ -20,7 +20,7 @@ import tenseal as ts
 import tenseal.sealapi  # registers the SEAL types that the parameter checks read
 
 from secagg.dp import DistributedDP
-from secagg.dp.continuous import gaussian_floats, l2_clipped
+from secagg.dp.continuous import gaussian_floats
 from secagg.errors import (
     AbortError,
     CiphertextError,
@@ -28,7 +28,7 @@ from secagg.errors import (
     MissingSecretKeyError,
 )
 from secagg.protocol import KeyMaterial, SecretBytes
-from secagg.quantize import clip_weighted
+from secagg.quantize import clip_weighted, l2_clip_weighted
 from secagg.randomness import RandomSource
 
 from ..he.scheme import Accumulator, Scheme
@@ -126,7 +126,7 @@ class CkksScheme(Scheme):
         if self._dp is None:
             return clip_weighted(vector, self._clip, weight)
         dp = self._dp  # L2 clip, then this client's share of the noise (float64: see dp)
-        x = l2_clipped(clip_weighted(vector, math.inf, weight), dp.l2_clip, 1.0)
+        x = l2_clip_weighted(vector, dp.l2_clip, weight)
         std = dp.noise_multiplier * dp.l2_clip / math.sqrt(dp.min_contributors)
         return x + gaussian_floats(rng, std, x.size)
 

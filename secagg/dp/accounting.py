@@ -131,10 +131,9 @@ class PrivacyAccountant:
 
     def __init__(self, dp: DistributedDP, num_clients: int, dim: int) -> None:
         self.dp = dp
-        self.continuous = dp.mechanism is Mechanism.CONTINUOUS_GAUSSIAN
         self.round_rdp: npt.NDArray[np.float64]
         """One round's RDP over :data:`ORDERS` (composition adds these curves)."""
-        if self.continuous:  # the Gaussian mechanism: alpha / (2 z^2)
+        if dp.mechanism is Mechanism.CONTINUOUS_GAUSSIAN:  # the Gaussian: alpha / (2 z^2)
             self.round_rdp = np.asarray(ORDERS, dtype=np.float64) / (2 * dp.noise_multiplier**2)
         else:
             self.params = dp.parameters(num_clients, dim)

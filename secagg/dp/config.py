@@ -66,12 +66,6 @@ class DPParameters:
     norm_bound_sq: int
     bits: int
 
-    @property
-    def noise_std(self) -> float:
-        """The noise's standard deviation over ``min_contributors`` shares, in input units
-        (approximately: a discrete Gaussian's variance is at most its parameter)."""
-        return math.sqrt(self.variance) * self.gamma
-
 
 @dataclass(frozen=True, slots=True)
 class DistributedDP:

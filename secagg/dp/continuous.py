@@ -12,37 +12,24 @@ elsewhere.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from secagg.primitives.prg import keystream
 from secagg.randomness import RandomSource
 
-__all__ = ["gaussian_floats", "l2_clipped"]
+__all__ = ["gaussian_floats"]
 
 _UNIT = 2.0**-53
 
 
 def gaussian_floats(rng: RandomSource, std: float, count: int) -> npt.NDArray[np.float64]:
     """``count`` draws of N(0, std^2) in float64 (Box-Muller; floating point, see above)."""
-    key = rng.random_bytes(32)
-    stream = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
     pairs = (count + 1) // 2
-    words = np.frombuffer(stream.update(bytes(16 * pairs)), dtype="<u8").reshape(pairs, 2)
+    words = keystream(rng.random_bytes(32), 2 * pairs, 64).reshape(pairs, 2)
     u1 = ((words[:, 0] >> np.uint64(11)).astype(np.float64) + 1.0) * _UNIT  # (0, 1]
     u2 = (words[:, 1] >> np.uint64(11)).astype(np.float64) * _UNIT
     radius = np.sqrt(-2.0 * np.log(u1))
     out = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])
     result: npt.NDArray[np.float64] = out[:count] * std
-    return result
-
-
-def l2_clipped(x: npt.NDArray[Any], clip: float, weight: float) -> npt.NDArray[np.float64]:
-    """w x min(1, c / ||x||)."""
-    v = np.asarray(x, dtype=np.float64)
-    norm = float(np.linalg.norm(v))
-    factor = weight * min(1.0, clip / norm) if norm > 0 else 0.0
-    result: npt.NDArray[np.float64] = v * factor
     return result

@@ -32,7 +32,7 @@ from secagg.dp.rotation import Rotation
 from secagg.dp.sampling import IntegerSampler
 from secagg.errors import InvalidInputError
 from secagg.protocol import Session
-from secagg.quantize import check_weight
+from secagg.quantize import l2_clip_weighted
 from secagg.randomness import RandomSource
 from secagg.ring import Ring, RingVector, is_torch
 
@@ -79,24 +79,10 @@ class DPEncoder:
 
     def scaled(self, x: Any, *, weight: float = 1.0) -> npt.NDArray[np.float64]:
         """y = C D (w x min(1, c / ||x||)) / gamma: the update in integer units, unrounded."""
-        check_weight(weight)
-        if is_torch(x):
-            import torch
-
-            if x.ndim != 1 or x.is_complex() or x.dtype == torch.bool:
-                raise InvalidInputError(f"expected a 1-D real tensor, got shape {tuple(x.shape)}")
-            x = x.detach().to("cpu", torch.float64).numpy()
-        v = np.asarray(x)
-        if v.ndim != 1 or v.dtype.kind not in "fiu":
-            raise InvalidInputError(f"expected a 1-D real array, got shape {v.shape}, {v.dtype}")
-        v = v.astype(np.float64)
-        if not np.isfinite(v).all():
-            raise InvalidInputError("input contains NaN or infinity")
+        v = l2_clip_weighted(x, self.dp.l2_clip, weight)
         if v.size != self.params.dim:
             raise InvalidInputError(f"expected {self.params.dim} entries, got {v.size}")
-        norm = float(np.linalg.norm(v))
-        factor = weight * min(1.0, self.dp.l2_clip / norm) if norm > 0 else 0.0
-        return self.rotation.rotate(v * factor) / self.params.gamma
+        return self.rotation.rotate(v) / self.params.gamma
 
     def round(self, y: npt.NDArray[np.float64], sampler: IntegerSampler) -> npt.NDArray[np.int64]:
         """Conditional randomized rounding: r_i in {floor(y_i), floor(y_i) + 1} with E[r] = y,
