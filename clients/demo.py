@@ -15,7 +15,6 @@ knows nothing but the chain and the store.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from secagg.chain import AnvilNode, Chain, Contracts, Phase, TaskParams, deploy, protocol_id
+from secagg.chain import AnvilNode, Chain, Contracts, Phase, deploy
 from secagg.chain.errors import NodeUnavailableError
 from secagg.dp import DistributedDP, Mechanism
 from secagg.dp.accounting import PrivacyAccountant
@@ -45,7 +44,6 @@ from secagg.store import (
     MemoryStore,
     Store,
     StoreUnavailableError,
-    to_bytes,
 )
 
 from .aggregator import Aggregator, KeyHolder
@@ -54,6 +52,7 @@ from .keeper import phase_is_due
 from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
 from .models import ModelBlob
+from .owner import Economics, publish_task, task_params
 from .participant import Identity, Participant, training_seed
 from .task import TaskSpec, build_protocol
 from .trainer import (
@@ -78,6 +77,14 @@ ABSENCE_FEE = 10  # taken from a member that posts nothing in a round's first ph
 KEEPER_FEE = 5  # from the pool to whoever calls the advance that walks over the members
 REWARD_PER_ROUND = 100
 AGGREGATOR_BOND = 200  # forfeited to a round's U if it withholds a round it could finalize
+ECONOMICS = Economics(
+    stake=STAKE,
+    slash=SLASH,
+    absence_fee=ABSENCE_FEE,
+    keeper_fee=KEEPER_FEE,
+    reward_per_round=REWARD_PER_ROUND,
+    aggregator_bond=AGGREGATOR_BOND,
+)
 
 
 @dataclass(frozen=True)
@@ -320,14 +327,6 @@ def round_phases(proto: Protocol[Any]) -> tuple[Phase, ...]:
     return (Phase.COMMIT, Phase.REVEAL, Phase.FINALIZE)
 
 
-def chain_threshold(proto: Protocol[Any]) -> int:
-    """The fewest members a round needs past ShareKeys and Reveal (the contract's threshold)."""
-    if isinstance(proto, SecAggPlus):
-        params = proto.config.parameters
-        return int(max(params.min_survivors, params.threshold + 1))
-    return int(getattr(proto.config, "min_survivors", 1))
-
-
 class Demo:
     """One run of the demo; use as a context manager (it may start anvil or js-ipfs).
 
@@ -404,9 +403,7 @@ class Demo:
         initial = make_model(cfg.model, seed=cfg.seed)
         self.like = get_params(initial)
         weights = flatten_params(self.like).numpy().astype(np.float32)
-        initial_blob = ModelBlob(0, weights).encode()
         total_samples = sum(len(s) for s in self.federation.clients.values())
-        initial_cid = store.put(initial_blob)
         spec = TaskSpec(
             protocol=cfg.protocol,
             config=cfg.protocol_config(),
@@ -419,46 +416,26 @@ class Demo:
             he_context=store.put(self.keys.public) if self.keys is not None else None,
             dp_sgd=cfg.dp_sgd_recipe(total_samples),
         )
-        store.put(spec.encode())
-        n = cfg.clients
-        blocks = 3 * n + 10  # every member can act in a phase (one block per transaction)
-        has_shares = isinstance(self.proto, SecAggPlus)
-        params = TaskParams(
-            protocol_id=protocol_id(cfg.protocol),
-            params_hash=spec.sha256,
-            aggregator=self.aggregator_account.address,
-            min_participants=chain_threshold(self.proto),
-            max_participants=n,
-            threshold=chain_threshold(self.proto),
-            num_rounds=cfg.rounds,
-            registration_blocks=blocks,
-            share_blocks=blocks if has_shares else 0,
-            commit_blocks=blocks,
-            reveal_blocks=blocks,
-            unmask_blocks=blocks if has_shares else 0,
-            finalize_blocks=blocks,
-            stake=STAKE,
-            slash_amount=SLASH,
-            reward_per_round=REWARD_PER_ROUND,
-            reward_pool=(REWARD_PER_ROUND + KEEPER_FEE) * cfg.rounds,
-            aggregator_bond=AGGREGATOR_BOND,
-            absence_fee=ABSENCE_FEE,
-            keeper_fee=KEEPER_FEE,
-            challenge_blocks=blocks,
+        params = task_params(
+            spec,
+            self.aggregator_account.address,
+            rounds=cfg.rounds,
+            phase_blocks=3 * cfg.clients + 10,  # every member can act (a block per transaction)
+            economics=ECONOMICS,
         )
         self.identities = {
             u: Identity.generate(
                 chain.new_account(rng.fork(f"participant/{u}/account")),
                 rng.fork(f"participant/{u}/identity"),
             )
-            for u in range(n)
+            for u in range(cfg.clients)
         }
         for identity in self.identities.values():  # funded before Registration opens
             self.contracts.mint(self.deployer, identity.account.address, TOKENS)
         self.contracts.mint(self.deployer, self.owner.address, TOKENS)
         self.contracts.approve(self.owner, params.reward_pool)
-        self.task_id = self.contracts.create_task(
-            self.owner, params, to_bytes(initial_cid), hashlib.sha256(initial_blob).digest()
+        self.task_id = publish_task(
+            self.contracts, store, self.owner, spec, ModelBlob(0, weights), params
         )
         self.contracts.mint(self.deployer, self.aggregator_account.address, TOKENS)
         self.contracts.post_bond(self.aggregator_account, self.task_id)

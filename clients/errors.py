@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from secagg.errors import SecAggError
 
-__all__ = ["AgentError", "FlowerStateError", "ModelFormatError", "VerificationError"]
+__all__ = [
+    "AgentError",
+    "FlowerStateError",
+    "KeystoreError",
+    "ModelFormatError",
+    "ServiceError",
+    "VerificationError",
+]
 
 
 class AgentError(SecAggError):
@@ -13,6 +20,15 @@ class AgentError(SecAggError):
 
 class FlowerStateError(AgentError):
     """A Flower node's saved round state is missing, stale or does not replay."""
+
+
+class KeystoreError(AgentError):
+    """A keystore cannot be created, read or decrypted (wrong passphrase, loose permissions)."""
+
+
+class ServiceError(AgentError):
+    """A role's process cannot start: its deployment, task, data or state directory is not
+    what the command line says."""
 
 
 class ModelFormatError(AgentError):

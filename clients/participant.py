@@ -48,6 +48,7 @@ from secagg.randomness import RandomSource
 from secagg.store import Store, to_bytes
 from secagg.wire import Message
 
+from .journal import CommitJournal
 from .keeper import KeeperAgent
 from .ledger import TaskLedger
 from .metrics import PARTICIPANTS, Metrics
@@ -62,6 +63,7 @@ from .trainer import (
     make_model,
     unflatten_params,
 )
+from .training import TrainContext
 
 __all__ = ["Identity", "Participant", "training_seed"]
 
@@ -112,6 +114,13 @@ class Participant(KeeperAgent):
         Where to train and encode (default: CUDA when available).
     clock:
         Time source for the metrics.
+    train:
+        Local training other than the task's recipe on ``data``: called with the global
+        weights (flat float32) and a :class:`~secagg.clients.training.TrainContext`, returns
+        the trained weights and n_u (``secagg participant --train``).
+    journal:
+        Where the opening of each commitment is saved before committing, so that a
+        restarted process still reveals (:class:`~secagg.clients.journal.CommitJournal`).
     """
 
     def __init__(
@@ -126,8 +135,13 @@ class Participant(KeeperAgent):
         *,
         device: torch.device | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        train: Callable[[np.ndarray[Any, Any], TrainContext], tuple[np.ndarray[Any, Any], int]]
+        | None = None,
+        journal: CommitJournal | None = None,
     ) -> None:
         self.contracts, self.store, self.task_id = contracts, store, task_id
+        self.train = train
+        self.journal = journal
         self.identity = identity
         self.account = identity.account
         self.data = data
@@ -142,6 +156,8 @@ class Participant(KeeperAgent):
         self.example_epsilon: dict[int, float] = {}
         """Round -> this participant's example-level DP-SGD epsilon after training in it."""
         self._keys: KeyMaterial | None = None
+        self.settled = False
+        """The task ended and this participant took its rewards and stake."""
 
     @property
     def address(self) -> str:
@@ -165,8 +181,11 @@ class Participant(KeeperAgent):
         return self._keys
 
     def register(self) -> None:
-        """Registers c_u^PK (and the HE context's CID) with the task's stake."""
+        """Registers c_u^PK (and the HE context's CID) with the task's stake; nothing when
+        this account is a member already (a restarted process)."""
         self.ledger.sync()
+        if self.address in self.ledger.members:
+            return
         spec = self._spec()
         context = to_bytes(spec.he_context) if spec.he_context else b""
         t0 = self.clock()
@@ -256,6 +275,8 @@ class Participant(KeeperAgent):
         if masking and (state is None or state.machine is None):
             return False  # joined mid-round: no shares posted, nothing to commit to
         postings = self.ledger.postings(r)
+        if self.address in postings.committed:
+            return False  # committed before a restart: Reveal opens it from the journal
         if self.address in postings.withheld_shares:
             raise AbortError("bundle-withheld", "the aggregator could not fetch this bundle")
         if masking and not postings.shares_fixed:
@@ -289,6 +310,8 @@ class Participant(KeeperAgent):
         cid = self.store.put(blob)
         salt = self.rng.fork(f"round/{r}/salt").random_bytes(32)
         value = self.contracts.commitment(self.task_id, r, self.address, to_bytes(cid), salt)
+        if self.journal is not None:  # before the transaction: a crash after it must reveal
+            self.journal.save(r, cid, salt)
         receipt = self.contracts.commit(self.identity.account, self.task_id, value)
         state.blob_cid, state.salt = cid, salt
         self._timed_post(r, Phase.COMMIT, t0, blob, int(receipt["gasUsed"]))
@@ -315,7 +338,7 @@ class Participant(KeeperAgent):
         spec = self._spec()
         _, cid, _ = self.ledger.latest_model(r)
         weights = ModelBlob.decode(self.store.get(cid)).weights
-        if self._trainer is None:
+        if self._trainer is None and self.train is None:
             model = make_model(spec.model)
             kwargs = {"epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size}
             self._trainer = Trainer(
@@ -324,11 +347,16 @@ class Participant(KeeperAgent):
                 dp_sgd=spec.training_dp(),
                 **kwargs,  # type: ignore[arg-type]
             )
-        like = [p.detach() for p in self._trainer.model.parameters()]
-        start = unflatten_params(torch.from_numpy(np.array(weights)), like)
         seed = training_seed(self.rng, r)
-        delta = flatten_params(self._trainer.local_update(start, self.data, seed=seed))
-        if self._trainer.dp_sgd is not None:  # <= r rounds on this data: an upper bound
+        if self.train is not None:
+            delta, examples = self._train_custom(np.asarray(weights, np.float32), r, seed)
+        else:
+            assert self._trainer is not None
+            like = [p.detach() for p in self._trainer.model.parameters()]
+            start = unflatten_params(torch.from_numpy(np.array(weights)), like)
+            delta = flatten_params(self._trainer.local_update(start, self.data, seed=seed))
+            examples = len(self.data)
+        if self._trainer is not None and self._trainer.dp_sgd is not None:  # <= r rounds
             self.example_epsilon[r] = dp_sgd_epsilon(
                 self._trainer.dp_sgd,
                 len(self.data),
@@ -340,17 +368,41 @@ class Participant(KeeperAgent):
             tail, weight = torch.zeros(1, device=delta.device, dtype=delta.dtype), 1.0
         else:
             tail = torch.ones(1, device=delta.device, dtype=delta.dtype)
-            weight = len(self.data) / spec.total_samples
+            weight = min(examples, spec.total_samples) / spec.total_samples
         self.metrics.record(r, PARTICIPANTS, "train", self.id, seconds=self.clock() - t0)
         return torch.cat([delta, tail]), weight
 
+    def _train_custom(
+        self, weights: np.ndarray[Any, Any], r: int, seed: int
+    ) -> tuple[torch.Tensor, int]:
+        """Delta_u and n_u from the ``train`` entry point, checked."""
+        assert self.train is not None
+        context = TrainContext(round=r, seed=seed, spec=self._spec(), device=self.device)
+        trained, examples = self.train(weights.copy(), context)
+        trained = np.asarray(trained, dtype=np.float32)
+        if trained.shape != weights.shape or not np.isfinite(trained).all():
+            raise AbortError(
+                "bad-training",
+                f"the training entry point returned {trained.shape} weights (or non-finite "
+                f"values) for a model of {weights.shape}",
+            )
+        if not isinstance(examples, int | np.integer) or examples < 1:
+            raise AbortError("bad-training", f"the example count {examples!r} is not >= 1")
+        return torch.from_numpy(trained - weights).to(self.device or "cpu"), int(examples)
+
     def _reveal(self, r: int) -> bool:
         state = self._current(r)
-        if state is None or state.blob_cid is None or state.salt is None:
+        opening = None if state is None else (state.blob_cid, state.salt)
+        if (opening is None or None in opening) and self.journal is not None:
+            if self.address in self.ledger.postings(r).committed:  # committed, then restarted
+                opening = self.journal.load(r)
+        if opening is None or opening[0] is None or opening[1] is None:
+            return False
+        if self.address in self.ledger.postings(r).reveals:
             return False
         t0 = self.clock()
         receipt = self.contracts.reveal(
-            self.identity.account, self.task_id, to_bytes(state.blob_cid), state.salt
+            self.identity.account, self.task_id, to_bytes(opening[0]), opening[1]
         )
         self._timed_post(r, Phase.REVEAL, t0, b"", int(receipt["gasUsed"]))
         return True
@@ -379,11 +431,18 @@ class Participant(KeeperAgent):
         self._timed_post(r, Phase.UNMASK, t0, blob, int(receipt["gasUsed"]))
         return True
 
-    def _settle(self, r: int) -> bool:
-        """After the task: claim the rewards earned and take the stake back."""
+    def _settle(self, r: int) -> bool | None:
+        """After the task: claim the rewards earned and take the stake back (None: the last
+        round's challenge window is still open, its reward cannot be claimed yet)."""
+        if self.ledger.models:
+            window = self.contracts.params(self.task_id).challenge_blocks
+            posted = self.contracts.model(self.task_id, max(self.ledger.models)).block_number
+            if self.contracts.chain.block_number + 1 < posted + window:  # the claim's block
+                return None
         account = self.identity.account
         if self.contracts.credit_of(self.task_id, self.address):
             self.contracts.claim_rewards(account, self.task_id)
         if self.contracts.member(self.task_id, self.address).stake:
             self.contracts.withdraw_stake(account, self.task_id)
+        self.settled = True
         return True

@@ -7,13 +7,36 @@ core. Each daemon listens on 127.0.0.1 on a free port and is stopped by its PID.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+
+def stop_pid(pid: int, *, timeout: float = 10.0) -> bool:
+    """Stops a detached daemon by its PID: SIGTERM, then SIGKILL after ``timeout`` seconds.
+    False when no such process was running."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
 
 
 def free_port() -> int:
@@ -35,6 +58,8 @@ class LocalDaemon(ABC):
     def __init__(self, *, startup_timeout: float, error: type[Exception]) -> None:
         self.startup_timeout = startup_timeout
         self.port = 0
+        self.log: Path | None = None
+        """Detached daemons (:meth:`detach`) write their output here instead of a pipe."""
         self._error = error
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -63,11 +88,13 @@ class LocalDaemon(ABC):
         for _ in range(1 if port else 3):  # a free port may be taken before the daemon binds it
             self.port = port or free_port()
             try:
+                err = subprocess.PIPE if self.log is None else self.log.open("ab")
                 self._process = subprocess.Popen(  # noqa: S603 (our binary, fixed arguments)
                     self.command(),
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+                    stderr=err,
                     env=dict(self.environment()),
+                    start_new_session=self.log is not None,  # outlives the starting process
                 )
             except OSError as exc:
                 raise self._error(f"cannot run {self.name}: {exc}") from exc
@@ -89,9 +116,23 @@ class LocalDaemon(ABC):
 
     def _failure(self) -> str:
         process = self._process
-        if process is None or process.poll() is None or process.stderr is None:
+        if process is None or process.poll() is None:
             return f"no answer within {self.startup_timeout} s"
-        return process.stderr.read().decode(errors="replace").strip()[-2000:] or "it exited"
+        if process.stderr is not None:
+            out = process.stderr.read()
+        else:
+            out = self.log.read_bytes() if self.log is not None and self.log.exists() else b""
+        return out.decode(errors="replace").strip()[-2000:] or "it exited"
+
+    def start_detached(self, log: Path) -> int:
+        """Starts the daemon in its own session, its output appended to ``log``, and forgets
+        it: it keeps running after this process exits. Returns its PID (stop it with
+        :func:`stop_pid`)."""
+        self.log = log
+        self.start()
+        process, self._process = self._process, None
+        assert process is not None
+        return process.pid
 
     def stop(self) -> None:
         """Stops the process by its PID (SIGTERM, then SIGKILL after 10 s)."""

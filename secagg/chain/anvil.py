@@ -48,6 +48,10 @@ class AnvilNode(LocalDaemon):
     state:
         A file anvil loads its chain from at start (when it exists) and writes it to when it
         is stopped, so a restarted node goes on from the same chain. Default: none (memory).
+    block_time:
+        Seconds between blocks (anvil ``--block-time``): time moves on its own, as on a real
+        chain, and transactions wait for the next block. Default: none (a block per
+        transaction; :meth:`Chain.mine <secagg.chain.Chain.mine>` moves time).
     """
 
     name = "anvil"
@@ -58,10 +62,12 @@ class AnvilNode(LocalDaemon):
         *,
         startup_timeout: float = 30.0,
         state: str | os.PathLike[str] | None = None,
+        block_time: float | None = None,
     ) -> None:
         super().__init__(startup_timeout=startup_timeout, error=NodeError)
         self.binary = binary or find_anvil()
         self.state = None if state is None else Path(state)
+        self.block_time = block_time
 
     @property
     def url(self) -> str:
@@ -81,6 +87,7 @@ class AnvilNode(LocalDaemon):
             "prague",
             "--silent",
             *(["--state", str(self.state)] if self.state is not None else []),
+            *(["--block-time", f"{self.block_time:g}"] if self.block_time else []),
         ]
 
     def answers(self) -> bool:
