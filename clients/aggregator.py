@@ -172,6 +172,7 @@ class Aggregator(KeeperAgent):
         self.metrics.record(
             r, AGGREGATOR, "finalize", 0,
             seconds=self.clock() - t0, bytes=len(blob), gas=int(receipt["gasUsed"]),
+            tx=bytes(receipt["transactionHash"]).hex(), cid=cid,
         )  # fmt: skip
         return True
 
@@ -215,6 +216,7 @@ class Aggregator(KeeperAgent):
         self.metrics.record(
             r, AGGREGATOR, f"declare ({phase.name.lower()})", 0,
             seconds=self.clock() - t0, gas=int(receipt["gasUsed"]),
+            tx=bytes(receipt["transactionHash"]).hex(),
         )  # fmt: skip
         return True
 

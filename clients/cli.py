@@ -17,10 +17,9 @@ runs the same grid under pytest-benchmark together with the primitive benchmarks
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 FAILED = 1
@@ -107,23 +106,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from secagg.chain import Contracts, Deployment
     from secagg.errors import SecAggError
 
-    from .demo import open_chain, open_store
+    from .commands import connect_store, open_contracts, require_task
     from .verify import verify_round
 
     console = Console()
     try:
-        addresses = json.loads(Path(args.deployment).read_text())
-        deployment = Deployment(**addresses.get("deployment", addresses))
-    except (OSError, ValueError, TypeError) as exc:
-        console.print(f"[red]cannot read the deployment from {args.deployment}: {exc}[/]")
-        return FAILED
-    try:
-        with ExitStack() as stack:
-            contracts = Contracts(open_chain(args.chain, stack), deployment)
-            model = verify_round(contracts, open_store(args.store, stack), args.task, args.round)
+        contracts = open_contracts(args)  # an http(s) node holding the deployment
+        require_task(contracts, args.task)
+        model = verify_round(contracts, connect_store(args.store), args.task, args.round)
     except SecAggError as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}[/]")
         return FAILED
@@ -163,6 +155,8 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import secagg.protocols as protocols
 
+    from .commands import CHAIN_ENV, DEPLOYMENT_ENV, STORE_ENV, add_role_commands
+
     parser = argparse.ArgumentParser(prog="secagg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="federated training coordinated on chain")
@@ -194,10 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="recompute a round's model from public data")
     verify.add_argument("--task", type=int, required=True)
     verify.add_argument("--round", type=int, required=True)
-    verify.add_argument("--chain", required=True, help="the node's http(s)://URL")
-    verify.add_argument("--store", required=True, help="dir:PATH | ipfs:URL")
     verify.add_argument(
-        "--deployment", required=True, help="JSON with the contract addresses (results.json)"
+        "--chain", default=os.environ.get(CHAIN_ENV), help="the node's http(s)://URL"
+    )
+    verify.add_argument("--store", default=os.environ.get(STORE_ENV), help="ipfs:URL | dir:PATH")
+    verify.add_argument(
+        "--deployment",
+        default=os.environ.get(DEPLOYMENT_ENV),
+        help="JSON with the contract addresses (deployment.json, or a demo's results.json)",
     )
     verify.set_defaults(func=_verify)
     bench = sub.add_parser("bench", help="the benchmark grid: every protocol over d, n, dropout")
@@ -207,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", default=".benchmarks", help="folder for JSON, markdown, plots")
     bench.set_defaults(func=_bench)
+    add_role_commands(sub)
     return parser
 
 

@@ -49,7 +49,11 @@ class Metrics:
         seconds: float = 0.0,
         bytes: int = 0,
         gas: int = 0,
+        tx: str | None = None,
+        cid: str | None = None,
     ) -> None:
+        """Adds one action's costs; ``tx`` (its transaction hash) and ``cid`` (what it
+        posted) are for logs (:class:`~secagg.clients.service.ActionLog`), not totals."""
         cost = self.costs[round][role][phase]
         cost.seconds += seconds
         cost.bytes += bytes

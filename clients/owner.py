@@ -66,13 +66,21 @@ def task_params(
     *,
     rounds: int,
     phase_blocks: int,
+    registration_blocks: int | None = None,
     economics: Economics = Economics(),
     allowlist_root: bytes = bytes(32),
 ) -> TaskParams:
     """The on-chain parameters of ``spec``'s task: every phase ``phase_blocks`` long (masking
-    tasks have ShareKeys and Unmask, the others not), room for the protocol's clients."""
-    if rounds < 1 or phase_blocks < 1:
-        raise ConfigError("rounds >= 1 and phase_blocks >= 1", parameter="phase_blocks")
+    tasks have ShareKeys and Unmask, the others not) but Registration (``registration_blocks``,
+    default the same), room for the protocol's clients.
+
+    Registration, ShareKeys and Unmask close as soon as everyone who may act has; Commit and
+    Reveal always run to their deadline (the contract keeps no counter for them), so a round
+    lasts at least two phases: choose ``phase_blocks`` from the block time and the time local
+    training takes."""
+    registration_blocks = registration_blocks or phase_blocks
+    if rounds < 1 or phase_blocks < 1 or registration_blocks < 1:
+        raise ConfigError("rounds >= 1 and phase lengths >= 1", parameter="phase_blocks")
     proto = spec.build_protocol()
     has_shares = isinstance(proto, SecAggPlus)
     e = economics
@@ -84,7 +92,7 @@ def task_params(
         max_participants=proto.num_clients,
         threshold=chain_threshold(proto),
         num_rounds=rounds,
-        registration_blocks=phase_blocks,
+        registration_blocks=registration_blocks,
         share_blocks=phase_blocks if has_shares else 0,
         commit_blocks=phase_blocks,
         reveal_blocks=phase_blocks,

@@ -232,10 +232,13 @@ class Participant(KeeperAgent):
         """The blob posted for ``message`` in ``phase``: its wire encoding."""
         return wire.encode(message)
 
-    def _timed_post(self, r: int, phase: Phase, t0: float, data: bytes, gas: int) -> None:
+    def _timed_post(
+        self, r: int, phase: Phase, t0: float, data: bytes, receipt: Any, cid: str | None = None
+    ) -> None:
         self.metrics.record(
             r, PARTICIPANTS, phase.name.lower(), self.id,
-            seconds=self.clock() - t0, bytes=len(data), gas=gas,
+            seconds=self.clock() - t0, bytes=len(data), gas=int(receipt["gasUsed"]),
+            tx=bytes(receipt["transactionHash"]).hex(), cid=cid,
         )  # fmt: skip
 
     # -- phases --------------------------------------------------------------------------------
@@ -265,7 +268,7 @@ class Participant(KeeperAgent):
             to_bytes(cid),
         )
         self._state = _RoundState(r, machine)
-        self._timed_post(r, Phase.SHARE_KEYS, t0, bundle, int(receipt["gasUsed"]))
+        self._timed_post(r, Phase.SHARE_KEYS, t0, bundle, receipt, cid)
         return True
 
     def _commit(self, r: int) -> bool | None:
@@ -314,7 +317,7 @@ class Participant(KeeperAgent):
             self.journal.save(r, cid, salt)
         receipt = self.contracts.commit(self.identity.account, self.task_id, value)
         state.blob_cid, state.salt = cid, salt
-        self._timed_post(r, Phase.COMMIT, t0, blob, int(receipt["gasUsed"]))
+        self._timed_post(r, Phase.COMMIT, t0, blob, receipt)  # the CID stays hidden
         return True
 
     def _check_privacy_budget(self, proto: Protocol[Any], r: int) -> None:
@@ -404,7 +407,7 @@ class Participant(KeeperAgent):
         receipt = self.contracts.reveal(
             self.identity.account, self.task_id, to_bytes(opening[0]), opening[1]
         )
-        self._timed_post(r, Phase.REVEAL, t0, b"", int(receipt["gasUsed"]))
+        self._timed_post(r, Phase.REVEAL, t0, b"", receipt, opening[0])
         return True
 
     def _unmask(self, r: int) -> bool | None:
@@ -428,7 +431,7 @@ class Participant(KeeperAgent):
         cid = self.store.put(blob)
         receipt = self.contracts.post_unmask(self.identity.account, self.task_id, to_bytes(cid))
         self._state = None  # the round's secrets are no longer needed
-        self._timed_post(r, Phase.UNMASK, t0, blob, int(receipt["gasUsed"]))
+        self._timed_post(r, Phase.UNMASK, t0, blob, receipt, cid)
         return True
 
     def _settle(self, r: int) -> bool | None:
