@@ -54,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
             dp_sgd_clip=args.dp_sgd_clip,
         )
     except SecAggError as exc:
-        console.print(f"[red]{exc}[/]")
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
         return FAILED
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[phase]}"),
@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
         with progress, Demo(config, on_phase=on_phase) as demo:
             result = demo.run()
     except SecAggError as exc:
-        console.print(f"[red]demo failed: {type(exc).__name__}: {exc}[/]")
+        console.print(f"[red]demo failed: {type(exc).__name__}: {exc}[/]", soft_wrap=True)
         return FAILED
     console.print(round_table(result))
     console.print(phase_table(result))
@@ -111,11 +111,12 @@ def _verify(args: argparse.Namespace) -> int:
     from .commands import connect_store, open_contracts, require_task
     from .verify import verify_round
 
-    console = Console()
+    console = Console(soft_wrap=True)  # one line per message, whatever the terminal
     try:
+        store = connect_store(args.store)
         contracts = open_contracts(args)  # an http(s) node holding the deployment
         require_task(contracts, args.task)
-        model = verify_round(contracts, connect_store(args.store), args.task, args.round)
+        model = verify_round(contracts, store, args.task, args.round)
     except SecAggError as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}[/]")
         return FAILED

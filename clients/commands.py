@@ -108,8 +108,8 @@ def open_contracts(args: argparse.Namespace) -> Contracts:
     ConfigError
         The node has no contract at the coordinator's address.
     """
-    chain = connect_chain(args.chain)
     deployment = read_deployment(args.deployment)
+    chain = connect_chain(args.chain)
     if not chain.w3.eth.get_code(chain.w3.to_checksum_address(deployment.coordinator)):
         raise ConfigError(
             f"no contract at {deployment.coordinator} on {args.chain}: another chain, or a "
@@ -507,7 +507,7 @@ def _handled(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         try:
             return fn(args)
         except SecAggError as exc:
-            Console(stderr=True).print(f"[red]{type(exc).__name__}: {exc}[/]")
+            Console(stderr=True, soft_wrap=True).print(f"[red]{type(exc).__name__}: {exc}[/]")
             return FAILED
 
     return run

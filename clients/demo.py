@@ -155,18 +155,52 @@ class DemoConfig:
             raise ConfigError(
                 "dp_sgd_noise >= 0 (0: no DP-SGD) and dp_sgd_clip > 0", parameter="dp_sgd_noise"
             )
-        if self.dp_noise > 0:  # a DP combination the protocol cannot keep fails here, named
-            build_protocol(self.protocol, self.protocol_config())
+        self._check_protocol()
         if self.chain_outages and self.chain != "anvil":
             raise ConfigError(
                 "chain outages need the anvil node the demo starts (chain='anvil')",
                 parameter="chain_outages",
             )
 
-    def protocol_config(self) -> dict[str, Any]:
+    def _check_protocol(self) -> None:
+        """Builds the run's protocol; a refusal is restated in the demo's own options
+        (--clients, --dropout, --dp-*), which are all a demo user can change."""
+        try:
+            build_protocol(self.protocol, self.protocol_config())
+        except ConfigError as exc:
+            if self.dp_noise > 0:
+                raise  # the DP check names --dp-noise's numbers itself
+            options = f"--protocol {self.protocol} --clients {self.clients}"
+            if self.protocol in ("secagg", "secaggplus"):
+                fits = [n for n in range(self.clients, 1001) if self._builds(n)]
+                if not fits:
+                    raise ConfigError(
+                        f"{options} --dropout {self.dropout:g}: the masking parameters are "
+                        f"sized for max(10 %, dropout) of the clients dropping out and 5 % "
+                        f"corrupt; no number of clients allows --dropout {self.dropout:g} "
+                        "(lower it)",
+                        parameter="dropout",
+                    ) from exc
+                raise ConfigError(
+                    f"{options} --dropout {self.dropout:g}: the masking parameters (sized for "
+                    f"max(10 %, dropout) dropping out and 5 % corrupt) need --clients >= "
+                    f"{fits[0]}",
+                    parameter="clients",
+                ) from exc
+            raise ConfigError(f"{options}: {exc}", parameter="clients") from exc
+
+    def _builds(self, clients: int) -> bool:
+        try:
+            build_protocol(self.protocol, self.protocol_config(clients))
+        except ConfigError:
+            return False
+        return True
+
+    def protocol_config(self, clients: int | None = None) -> dict[str, Any]:
         """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
-        k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does)."""
-        n = self.clients
+        k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does);
+        ``clients``: for another number of clients (without DP)."""
+        n = clients or self.clients
         if self.protocol == "ckks":
             config: dict[str, Any] = {"num_clients": n, "clip": self.clip}
         else:
@@ -372,8 +406,14 @@ class Demo:
         self._outages: list[tuple[AnvilNode | IpfsNode, int]] = []  # stopped: (daemon, port)
 
     def __enter__(self) -> Demo:
-        self.chain = open_chain(self.config.chain, self._stack, self.anvil)
-        self.store = open_store(self.config.store, self._stack, self.ipfs)
+        """Opens the chain and the store under one exit stack: when the second fails to
+        start, the first (an anvil it started) is stopped before the error propagates."""
+        try:
+            self.chain = open_chain(self.config.chain, self._stack, self.anvil)
+            self.store = open_store(self.config.store, self._stack, self.ipfs)
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -59,6 +59,8 @@ def test_demo_writes_tables_results_and_plots(
         (["--dropout", "1.5"], "dropout is a fraction"),
         (["--chain", "ftp://x"], "--chain is embedded"),
         (["--store", "s3:bucket"], "--store is memory"),
+        (["--clients", "3"], "need --clients >= 4"),  # in the demo's terms, not t or gamma
+        (["--dropout", "0.5"], "no number of clients allows --dropout 0.5"),
     ],
 )
 def test_demo_refuses_bad_arguments_by_name(

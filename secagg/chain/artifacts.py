@@ -7,6 +7,7 @@ stale. Custom-error selectors of every artifact are indexed here to decode rever
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -74,7 +75,27 @@ def decode_revert(data: bytes) -> ContractError | None:
         values = abi_decode(types, data[4:])
     except Exception:  # malformed payload: still report the name
         values = ()
+    enums = _enum_types(name)
     shown = [
-        to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=False)
+        to_checksum_address(v) if t == "address" else enums[i](v) if i in enums else v
+        for i, (t, v) in enumerate(zip(types, values, strict=False))
     ]
     return error_class(name)(name, dict(zip(names, shown, strict=False)))
+
+
+@cache
+def _enum_types(error: str) -> dict[int, type[enum.IntEnum]]:
+    """Argument position -> Python enum, for the arguments of ``error`` that are one of the
+    coordinator's enums (``WrongPhase(expected=Phase.COMMIT, ...)`` reads by name)."""
+    from .contracts import Phase, Status
+
+    by_name: dict[str, type[enum.IntEnum]] = {"Phase": Phase, "Status": Status}
+    for contract in CONTRACTS:
+        for item in load(contract).abi:
+            if item["type"] == "error" and item["name"] == error:
+                return {
+                    i: by_name[kind]
+                    for i, param in enumerate(item["inputs"])
+                    if (kind := str(param.get("internalType", "")).rpartition(".")[2]) in by_name
+                }
+    return {}

@@ -7,6 +7,7 @@ errors, for instance) become a plain :class:`ContractError` that still carries t
 
 from __future__ import annotations
 
+import enum
 from typing import Any, ClassVar
 
 from secagg.errors import SecAggError
@@ -104,6 +105,8 @@ def error_class(name: str) -> type[ContractError]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        return value.name  # a phase or status by name, not its number
     return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
 

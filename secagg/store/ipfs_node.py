@@ -79,13 +79,16 @@ class IpfsNode(LocalDaemon):
         super().start(port=port)
 
     def _jsipfs(self, *args: str) -> None:
-        result = subprocess.run(  # noqa: S603 (our CLI, fixed arguments)
-            [str(self.cli), *args],
-            env=dict(self.environment()),
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        try:
+            result = subprocess.run(  # noqa: S603 (our CLI, fixed arguments)
+                [str(self.cli), *args],
+                env=dict(self.environment()),
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot run js-ipfs ({self.cli}): {exc}") from exc
         if result.returncode != 0:
             detail = result.stderr.decode(errors="replace").strip()[-500:]
             raise StoreUnavailableError(f"jsipfs {' '.join(args)} failed: {detail}")
