@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ from .keeper import KeeperAgent
 from .ledger import TaskLedger
 from .metrics import AGGREGATOR, KEY_HOLDER, Metrics
 from .models import ModelBlob
-from .replay import replay
+from .replay import rejected_inputs, replay
 from .task import uses_dp
 
 __all__ = ["Aggregator", "KeyHolder", "next_model"]
@@ -206,6 +207,8 @@ class Aggregator(KeeperAgent):
         if stage3 and not withheld:
             self._unmasks_checked.add(r)  # every unmask blob is here: nothing to declare
             return False
+        if phase is Phase.UNMASK and masking:  # participants fetch no input: name bad ones too
+            withheld += self._malformed_inputs(r, set(withheld))
         try:
             receipt = self.contracts.declare_unavailable(
                 self.account, self.task_id, sorted(withheld)
@@ -219,6 +222,27 @@ class Aggregator(KeeperAgent):
             tx=bytes(receipt["transactionHash"]).hex(),
         )  # fmt: skip
         return True
+
+    def _malformed_inputs(self, r: int, unavailable: set[int]) -> list[int]:
+        """Members of U whose input was fetched but that the server machine rejects
+        (:func:`~secagg.clients.replay.rejected_inputs`), in id order."""
+        proto = self.ledger.protocol(self.store)
+        assert isinstance(proto, SecAggPlus)
+        postings = self.ledger.postings(r)
+        fetched = {
+            u: self.ledger.blob(self.store, r, postings.reveals[a])
+            for a in postings.reveals
+            if (u := self.ledger.id_of(a)) not in unavailable
+        }
+        try:
+            base = self.ledger.record(self.store, r, outcome=False)
+            record = replace(base, inputs=fetched, survivors=frozenset(fetched))
+            rejected = rejected_inputs(proto, record)
+        except (AbortError, StoreError):  # the round fails anyway: nothing more to name
+            return []
+        for u, exc in sorted(rejected.items()):
+            self.metrics.note(r, f"client {u}'s input is malformed: {type(exc).__name__}: {exc}")
+        return sorted(rejected)
 
 
 class KeyHolder:

@@ -376,6 +376,8 @@ class Demo:
         The aggregator's implementation (tests plug in dishonest ones).
     aggregator_store:
         Wraps the store the aggregator is handed (tests record what it reads).
+    participant_store:
+        Client index -> its store, from the shared one (tests record what each reads).
     participant_classes:
         Client index -> implementation, for clients that differ (tests plug in cheaters).
     """
@@ -388,12 +390,14 @@ class Demo:
         clock: Callable[[], float] = time.perf_counter,
         aggregator_class: type[Aggregator] = Aggregator,
         aggregator_store: Callable[[Store], Store] = lambda store: store,
+        participant_store: Callable[[int, Store], Store] = lambda u, store: store,
         participant_classes: Mapping[int, type[Participant]] | None = None,
     ) -> None:
         self.participant_classes = dict(participant_classes or {})
         self.config = config
         self.aggregator_class = aggregator_class
         self.aggregator_store = aggregator_store
+        self.participant_store = participant_store
         self.on_phase = on_phase or (lambda r, p: None)
         self.clock = clock
         self.metrics = Metrics()
@@ -512,7 +516,7 @@ class Demo:
         assert self.store is not None
         return self.participant_classes.get(u, Participant)(
             self.contracts,
-            self.store,
+            self.participant_store(u, self.store),
             self.task_id,
             self.identities[u],
             self.federation.clients[u],

@@ -200,12 +200,13 @@ class TaskLedger:
         *,
         shares: bool = True,
         outcome: bool = True,
+        inputs: bool = True,
         unmasks: bool = True,
     ) -> RoundRecord:
         """The round's public data with its blobs fetched from ``store``.
 
-        ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs and (``unmasks``)
-        the unmask blobs, less those the aggregator declared unavailable.
+        ``shares``: fetch the share bundles; ``outcome``: fetch U's inputs (``inputs``) and
+        the unmask blobs (``unmasks``), less those the aggregator declared unavailable.
         The round's blobs are fetched once per ledger (they are content-addressed). Blobs the
         aggregator declared unavailable are left out: no party fetches them, so nobody's view
         depends on who is served what.
@@ -231,7 +232,7 @@ class TaskLedger:
             masking_keys={u: key for u, (key, _) in by_id.items()},
             bundles=fetch(bundles.items()) if shares else {},
             inputs=fetch((a, postings.reveals[a]) for a in map(self.member, survivors))
-            if outcome
+            if outcome and inputs
             else {},
             survivors=survivors,
             unmasks=fetch(

@@ -421,8 +421,10 @@ class Participant(KeeperAgent):
             return False
         assert isinstance(proto, SecAggPlus)
         t0 = self.clock()
-        record = self.ledger.record(self.store, r, unmasks=False)  # others' answers: not needed
-        request = unmask_request(proto, record)
+        # neither others' inputs (n d-long vectors: the aggregator declared every one it could
+        # not fetch or decode, so U less those is U3) nor their answers are needed
+        record = self.ledger.record(self.store, r, inputs=False, unmasks=False)
+        request = unmask_request(proto, record, inputs_declared=True)
         if self.id not in request.survivors:
             raise AbortError("not-in-u3", "this client's own input was rejected")
         response = state.machine.receive(request)

@@ -66,6 +66,7 @@ __all__ = [
     "decode_blob",
     "forwarded_shares",
     "input_message_type",
+    "rejected_inputs",
     "replay",
     "server_keys",
     "unmask_request",
@@ -179,11 +180,20 @@ def forwarded_shares(
     return forwarded, {s.peer: record.masking_keys[s.peer] for s in forwarded.shares}
 
 
-def unmask_request(proto: SecAggPlus, record: RoundRecord) -> UnmaskRequest:
+def unmask_request(
+    proto: SecAggPlus, record: RoundRecord, *, inputs_declared: bool = False
+) -> UnmaskRequest:
     """The request to unmask U3: the members of the on-chain U whose shares were accepted
     (U2) and whose masked input is well formed. Every party computes the same U3 from public
     data, so a member that posted a malformed bundle or input is left out of the sum and the
     honest members' round goes on (no signatures are needed: the chain fixed U).
+
+    ``inputs_declared``: the inputs of U are not in ``record`` (participants do not fetch
+    them: n d-long vectors each). The aggregator declared every input it could not fetch or
+    that does not decode (:func:`rejected_inputs`) unavailable on chain, so U less those is
+    taken as well formed. Should the aggregator leave a malformed input of a member v in U,
+    the participants answer for v as a survivor (a share of b_v, never also of s_v^SK) and
+    the aggregator's own replay fails: the round cannot finalize, and nobody learns more.
 
     Raises
     ------
@@ -193,13 +203,42 @@ def unmask_request(proto: SecAggPlus, record: RoundRecord) -> UnmaskRequest:
     out = Replay()
     server = _masking_until_inputs(proto, record, out)
     server.on_deadline(Phase.SHARE_KEYS)
-    _feed_inputs(proto, server, record, out)
+    if inputs_declared:
+        s = record.session
+        zero = proto.quantizer.ring.zeros(s.dim)  # stands for each input: only U3 is needed
+        for u in sorted(record.survivors):
+            try:
+                server.receive(MaskedInput(s.id, s.round, u, zero))
+            except RemoteProtocolError as exc:
+                out.rejected[u] = exc
+    else:
+        _feed_inputs(proto, server, record, out)
     requests = server.on_deadline(Phase.MASKED_INPUT)
     s = record.session
     request = next(iter(requests.values()), None)
     if not isinstance(request, UnmaskRequest):
         return UnmaskRequest(s.id, s.round, SERVER, (), ())
     return request
+
+
+def rejected_inputs(proto: SecAggPlus, record: RoundRecord) -> dict[int, RemoteProtocolError]:
+    """The members of U (``record.survivors``, all with their input in ``record``) whose input
+    the server machine rejects: it does not decode, names another sender or round, has another
+    length or ring, names impossible bad boxes, or comes from outside U2. The aggregator
+    declares them unavailable with the inputs it could not fetch, so that participants need
+    not fetch any input (``unmask_request(..., inputs_declared=True)``).
+
+    Raises
+    ------
+    AbortError
+        Too few members shared keys for the round to go on.
+    """
+    out = Replay()
+    server = _masking_until_inputs(proto, record, out)
+    server.on_deadline(Phase.SHARE_KEYS)
+    out.rejected.clear()  # earlier stages: not about the inputs
+    _feed_inputs(proto, server, record, out)
+    return {u: exc for u, exc in out.rejected.items() if u in record.survivors}
 
 
 def replay(

@@ -13,6 +13,7 @@ driver layer that does I/O.
 
 from .base import Store
 from .cid import cid_of, normalize, to_bytes
+from .counting import CountingStore
 from .directory import DirectoryStore
 from .errors import (
     IntegrityError,
@@ -27,6 +28,7 @@ from .ipfs_node import IpfsNode
 from .memory import MemoryStore
 
 __all__ = [
+    "CountingStore",
     "DirectoryStore",
     "IntegrityError",
     "InvalidCidError",
