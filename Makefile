@@ -68,10 +68,14 @@ fuzz: $(STAMP) $(NODE_STAMP)
 
 # The nightly property run: every hypothesis test file under the "nightly" profile (5,000
 # examples a test where CI runs 60, and 5,000 SecAgg/SecAgg+ rounds against the recovery
-# oracle where CI runs 200), after the fuzz run above.
+# oracle where CI runs 200), after the fuzz run above; then 20 participant processes and an
+# aggregator on anvil (1 s blocks) and js-ipfs, with the seconds per phase written to
+# benchmarks/roles_processes.md (~10 min).
 PROPERTY_TESTS := $(filter-out tests/test_fuzz.py,$(shell grep -l "@given" tests/test_*.py))
 nightly: $(STAMP) fuzz
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest -q $(PROPERTY_TESTS)
+	SECAGG_ROLES_PARTICIPANTS=20 SECAGG_ROLES_REPORT=benchmarks/roles_processes.md \
+		$(PY) -m pytest -q -s tests/test_roles_processes.py -k many_participant
 
 # The full grid (every protocol over d, n, dropout; ~20 min on 2 cores) plus the primitive,
 # masking and HE benchmarks; rewrites the grid section of benchmarks/RESULTS.md and the plots.

@@ -18,6 +18,7 @@ directory and data shard, started with ``subprocess`` and killed with SIGKILL:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ import numpy as np
 import pytest
 import torch
 
-from secagg.chain import find_anvil
+from secagg.chain import Phase, find_anvil
 from secagg.chain.errors import NodeError
 from secagg.clients.models import ModelBlob
 from secagg.clients.trainer import (
@@ -235,3 +236,130 @@ def _plain_fedavg(tmp: Path, rounds: dict[str, Any], by_id: dict[int, int]) -> n
         )
         weights = (weights + step / sum(sizes.values())).astype(np.float32)
     return weights
+
+
+SCALE_ENV = "SECAGG_ROLES_PARTICIPANTS"
+
+
+@pytest.mark.skipif(
+    not os.environ.get(SCALE_ENV), reason=f"the nightly scale run (`make nightly` sets {SCALE_ENV})"
+)
+def test_many_participant_processes_report_where_the_seconds_go(tmp_path: Path) -> None:
+    """n participant processes (``$SECAGG_ROLES_PARTICIPANTS``, 20 nightly) and an aggregator on
+    anvil with 1 s blocks: every round finalizes with all n, and the seconds of each phase (from
+    the blocks' timestamps) and of each role's own work (from the logs) are reported, to
+    ``$SECAGG_ROLES_REPORT`` when set."""
+    n = int(os.environ[SCALE_ENV])
+    roles = Roles(tmp_path)
+    exports = roles.run("devnet", "up", "--dir", "net", "--block-time", "1")
+    for line in exports.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        roles.env[key] = value
+    try:
+        report = _scale(roles, n)
+    finally:
+        roles.kill_all()
+        roles.run("devnet", "down", "--dir", "net")
+    print(report)
+    if target := os.environ.get("SECAGG_ROLES_REPORT"):
+        Path(target).write_text(report)
+
+
+def _scale(roles: Roles, n: int, rounds: int = 3, phase_blocks: int = 15) -> str:
+    names = ["owner", "aggregator", *(f"p{u}" for u in range(n))]
+    for name in names:
+        roles.run("account", "new", "--out", f"{name}.json", "--light-kdf")
+    keystores = [f"{name}.json" for name in names]
+    roles.run("fund", "--to", *keystores, "--ether", "10")
+    roles.run("deploy", "--account", "owner.json", "--out", "deployment.json")
+    roles.env["SECAGG_DEPLOYMENT"] = "deployment.json"
+    roles.run("fund", "--account", "owner.json", "--to", *keystores, "--ether", "0",
+              "--tokens", "1000")  # fmt: skip
+    data = json.loads(roles.run("data", "digits", "--clients", str(n), "--out", "data"))
+    create = (
+        f"task create --account owner.json --aggregator aggregator.json --protocol secaggplus "
+        f"--clients {n} --rounds {rounds} --phase-blocks {phase_blocks} "
+        f"--registration-blocks 600 --challenge-blocks 5"
+    ).split()
+    config = ["--total-samples", str(data["total_samples"])]
+    task = str(json.loads(roles.run(*create, *config))["task"])
+    started = time.monotonic()
+    processes = [
+        roles.spawn(
+            f"p{u}.log",
+            "participant",
+            "--account",
+            f"p{u}.json",
+            "--task",
+            task,
+            "--data",
+            f"data/shard-{u}.npz",
+            "--state",
+            f"state-{u}",
+            "--timeout",
+            "3000",
+            "--json",
+        )
+        for u in range(n)
+    ]
+    processes.append(
+        roles.spawn(
+            "aggregator.log",
+            "aggregator",
+            "--account",
+            "aggregator.json",
+            "--task",
+            task,
+            "--timeout",
+            "3000",
+            "--json",
+        )
+    )
+    for process in processes:
+        assert process.wait(timeout=3000) == 0, roles.log("aggregator.log")[-3000:]
+    wall = time.monotonic() - started
+    status = json.loads(roles.run("status", "--task", task, "--json"))
+    for r in range(1, rounds + 1):
+        assert status["rounds_done"][str(r)]["outcome"] == "finalized"
+        assert status["rounds_done"][str(r)]["survivors"] == list(range(n))
+    return _seconds_report(roles, int(task), n, rounds, phase_blocks, wall)
+
+
+def _seconds_report(roles: Roles, task: int, n: int, rounds: int, blocks: int, wall: float) -> str:
+    from secagg.chain import Chain, Contracts, Deployment
+
+    chain = Chain.connect(roles.env["SECAGG_CHAIN"])
+    deployment = json.loads((roles.workdir / "deployment.json").read_text())["deployment"]
+    contracts = Contracts(chain, Deployment(**deployment))
+    changes = []
+    for e in contracts.events("PhaseChanged", task):
+        block = chain.w3.eth.get_block(e.block_number)
+        changes.append((e.args["round"], Phase(e.args["phase"]), block["timestamp"]))  # fmt: skip
+    spent: dict[int, dict[str, float]] = {}
+    for (r, phase, t0), (_, _, t1) in itertools.pairwise(changes):
+        spent.setdefault(r, {})[phase.name.lower()] = t1 - t0
+    work: dict[tuple[int, str], list[float]] = {}
+    for u in range(n):
+        for line in roles.log(f"p{u}.log").splitlines():
+            entry = json.loads(line) if line.startswith("{") else {}
+            if "seconds" in entry:
+                work.setdefault((entry["round"], entry["action"]), []).append(entry["seconds"])
+    phases = ["share_keys", "commit", "reveal", "unmask", "finalize"]
+    lines = [
+        f"# {n} participant processes + an aggregator, anvil 1 s blocks, IPFS (js-ipfs)",
+        "",
+        f"secaggplus, digits MLP (d = 4,811), {rounds} rounds, {blocks} blocks per phase; "
+        f"{wall:.0f} s from the processes' start to the last exit (registration included).",
+        "",
+        "| round | " + " | ".join(phases) + " | round |",
+        "|---:|" + "---:|" * (len(phases) + 1),
+    ]
+    for r in range(1, rounds + 1):
+        row = [spent.get(r, {}).get(p, 0.0) for p in phases]
+        lines.append(f"| {r} | " + " | ".join(f"{v:.0f}" for v in row) + f" | {sum(row):.0f} |")
+    lines += ["", "Participants' own work per action (mean s over participants and rounds):", ""]
+    for action in ("share_keys", "train", "commit", "reveal", "unmask"):
+        values = [v for (r, a), vs in work.items() if a == action for v in vs]
+        if values:
+            lines.append(f"- {action}: {sum(values) / len(values):.3f} s")
+    return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@
     python examples/flower/run.py --protocol secaggplus --rounds 5
 
 Runs offline on Flower's simulation engine (Ray). Exit status 1 when a round's sum differs.
+The apps are the ``secagg_app`` package's; to deploy them on real SuperNodes, see README.md here.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # task, client_app, server_app
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the secagg_app package
 
-from client_app import make_client_app
 from flwr.simulation import run_simulation
-from server_app import make_server_app
 
 from secagg import protocols, simulate
 from secagg.clients.flower import SECURE_PROTOCOLS, simulate_seed
+from secagg_app.client_app import make_client_app
+from secagg_app.server_app import make_server_app
 
 CKKS_TOLERANCE = 1e-6  # CKKS is approximate: its sums agree to this, not bit for bit
 

@@ -1,4 +1,9 @@
-"""The ClientApp: an ordinary Flower train function plus one mod, ``SecAggMod``."""
+"""The ClientApp: an ordinary Flower train function plus one mod, ``SecAggMod``.
+
+Under ``flwr run`` each message is handled by a fresh ``flwr-clientapp`` process that imports
+this module, so it imports only what every phase needs; the training code (torch, the trainer,
+the digits split) is imported in :func:`train`, which runs in the protocol's input phase only.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import task
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -15,6 +19,8 @@ from secagg.clients.flower import SECURE_PROTOCOLS, SecAggMod
 
 def train(msg: Message, context: Context) -> Message:
     """Local SGD on this node's partition; reply with the trained weights and n_u."""
+    from secagg_app import task
+
     partition = int(context.node_config["partition-id"])
     num_partitions = int(context.node_config["num-partitions"])
     config = msg.content.config_records["config"]
