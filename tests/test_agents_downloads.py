@@ -4,6 +4,7 @@ fetch or decode, and U less those is U3 for everyone."""
 
 from __future__ import annotations
 
+from secagg.clients.aggregator import Aggregator
 from secagg.clients.demo import Demo, DemoConfig
 from secagg.store import CountingStore, Store
 
@@ -49,6 +50,30 @@ def test_a_malformed_input_is_declared_and_nobody_else_fetches_it() -> None:
     assert r.survivors == [0, 1, 2, 3, 4]
     assert demo.ledger.postings(1).withheld_inputs == {demo.ledger.member(5)}
     assert any("client 5's input is malformed: WrongLengthError" in n for n in r.notes), r.notes
+    inputs = set(demo.ledger.postings(1).reveals.values())
+    for store in readers.values():
+        assert not inputs & set(store.reads)
+
+
+class SilentAggregator(Aggregator):
+    """Fetches every input but names none as malformed (a lazy or dishonest aggregator)."""
+
+    def _malformed_inputs(self, r: int, unavailable: set[int]) -> list[int]:
+        return []
+
+
+def test_an_undeclared_malformed_input_fails_the_aggregators_round_and_costs_its_bond() -> None:
+    """The participants take U3 = U (nothing declared) and answer for client 5 as a survivor;
+    the aggregator's own replay rejects 5's input, so it lacks s_5^SK shares and cannot
+    finalize: the round fails at Finalize and, every unmask share being posted, its bond goes
+    to U. No participant fetched an input on the way."""
+    demo, readers, _ = run_recorded(
+        participant_classes={5: ShortInput}, aggregator_class=SilentAggregator
+    )
+    (r,) = demo.result.rounds  # type: ignore[attr-defined]
+    assert r.outcome == "failed at FINALIZE", r.notes
+    assert demo.ledger.postings(1).withheld_inputs == set()
+    assert demo.contracts.events("BondForfeited", demo.task_id)
     inputs = set(demo.ledger.postings(1).reveals.values())
     for store in readers.values():
         assert not inputs & set(store.reads)
