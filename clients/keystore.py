@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from eth_keyfile import create_keyfile_json, decode_keyfile_json
+from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 
 from secagg.primitives.x25519 import KeyPair
 from secagg.randomness import RandomSource, SystemRandom

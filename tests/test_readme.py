@@ -31,6 +31,6 @@ def test_every_readme_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     scope: dict[str, object] = {"__name__": "readme"}
     for line, code in snippets():
         try:
-            exec(compile(code, f"README.md:{line}", "exec"), scope)  # noqa: S102 (our README)
+            exec(compile(code, f"README.md:{line}", "exec"), scope)
         except Exception as exc:
             raise AssertionError(f"the README snippet at line {line} fails: {exc!r}") from exc
