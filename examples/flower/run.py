@@ -19,11 +19,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the secagg_app package
 
 from flwr.simulation import run_simulation
+from secagg_app.client_app import make_client_app
+from secagg_app.server_app import make_server_app
 
 from secagg import protocols, simulate
 from secagg.clients.flower import SECURE_PROTOCOLS, simulate_seed
-from secagg_app.client_app import make_client_app
-from secagg_app.server_app import make_server_app
 
 CKKS_TOLERANCE = 1e-6  # CKKS is approximate: its sums agree to this, not bit for bit
 

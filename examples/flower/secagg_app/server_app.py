@@ -4,13 +4,14 @@
 (``[tool.flwr.app.config]`` of ``pyproject.toml``, overridden with ``flwr run --run-config``),
 waits for the SuperNodes, runs the rounds and prints one line a round::
 
-    [secagg] round 0 finalized: 3 survivors of 3 nodes, accuracy 31.2%, 27.4 s (advertise-keys 6.1 s, ...)
+    [secagg] round 0 finalized: 4 survivors of 4 nodes, accuracy 74.7%, 68.6 s (advertise-...)
 
 Run config keys: ``num-server-rounds``; ``protocol`` (default ``secaggplus``); ``timeout``
 (seconds each phase waits for replies); ``num-nodes`` (the SuperNodes to wait for, and the
 number of partitions of the data); ``min-nodes`` (start with this many once ``wait-for-nodes``
 seconds have passed); ``dropout-rate`` (the masking protocols' delta); ``seed`` (the data split
-and the initial model only: node secrets and the round's session come from OS entropy).
+and the initial model only: node secrets and the round's session come from OS entropy);
+``poll-interval`` (seconds between the ServerApp's polls for replies; Flower's own is 3 s).
 
 :func:`make_server_app` is the simulation's ServerApp (``run.py``), seeded to compare with
 ``secagg.simulate``.
@@ -19,12 +20,14 @@ and the initial model only: node secrets and the round's session come from OS en
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.proto.node_pb2 import NodeInfo
 from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.run import Run
 
 from secagg.clients.flower import FlowerRoundResult, SecureAggregation
 from secagg.errors import SecAggError
@@ -98,6 +101,61 @@ def make_server_app(
 # -- the deployment's ServerApp (flwr run) ----------------------------------------------------
 
 
+class PollingGrid(Grid):
+    """``grid`` with a ``send_and_receive`` that polls for replies every ``interval`` seconds.
+
+    Flower 1.42's deployment Grid polls every 3 s, and a secure round waits for every phase's
+    replies: a shorter poll takes up to 3 s off each phase. Everything else is ``grid``'s."""
+
+    def __init__(self, grid: Grid, interval: float) -> None:
+        self.grid = grid
+        self.interval = interval
+
+    def set_run(self, run: Run) -> None:
+        self.grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self.grid.run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.grid.get_node_ids()
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        return self.grid.get_nodes()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.grid.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        waiting = set(self.push_messages(messages))
+        end = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while waiting:
+            got = list(self.pull_messages(waiting))
+            replies += got
+            waiting -= {m.metadata.reply_to_message_id for m in got}
+            if not waiting or (end is not None and time.monotonic() >= end):
+                break
+            time.sleep(self.interval)
+        return replies
+
+
 def say(text: str) -> None:
     """One line of the ServerApp's log (``flwr run --stream``, ``flwr log``)."""
     print(f"[secagg] {text}", flush=True)
@@ -152,6 +210,8 @@ def main(grid: Grid, context: Context) -> None:
     min_nodes = int(cfg.get("min-nodes", num_nodes))  # type: ignore[arg-type]
     wait = float(cfg.get("wait-for-nodes", 300.0))  # type: ignore[arg-type]
     seed = int(cfg.get("seed", 0))  # type: ignore[arg-type]
+    poll = float(cfg.get("poll-interval", 0.5))  # type: ignore[arg-type]
+    grid = PollingGrid(grid, poll)
     config: dict[str, Any] = {}
     if protocol in MASKING_PROTOCOLS:
         config["dropout_rate"] = float(cfg.get("dropout-rate", 0.1))  # type: ignore[arg-type]
