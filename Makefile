@@ -94,7 +94,7 @@ bench-quick: $(STAMP)
 # {1, 2, 4, 8}, a sweep of the modulus bits; ~25 min on 2 cores): benchmarks/dp/ (results.json,
 # table.md, accuracy_vs_epsilon.png) and the DP section of benchmarks/RESULTS.md.
 bench-dp: $(STAMP)
-	$(PY) -m secagg.clients.dp_bench benchmarks/dp
+	$(PY) -m secagg.clients.bench.dp benchmarks/dp
 
 lint: $(STAMP) slither
 	$(VENV)/bin/ruff check secagg protocols clients tests benchmarks

@@ -5,7 +5,7 @@
 ``make bench``). Cases whose estimated time exceeds ``SECAGG_BENCH_CAP`` seconds (default
 120) are listed as skipped, with their estimate. Each secaggplus case is followed, outside
 its timing, by its reference: Flower 1.42's full SecAgg+ round at the same n, d, k, t and
-dropouts (``secagg.clients.bench.flower_reference``; skipped with its estimate over the same
+dropouts (``secagg.clients.bench.grid.flower_reference``; skipped with its estimate over the same
 cap; about 5.5 min of the full grid). After the last case the module measures the per-d
 references in the same run and writes ``grid-<kind>.{json,md}`` and the plots (the full grid
 to ``benchmarks/grid/``, committed; the quick one to ``.benchmarks/``); the full grid also
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import torch
 
-from secagg.clients.bench import (
+from secagg.clients.bench.grid import (
     DEFAULT_CAP,
     Case,
     estimate_seconds,
@@ -32,7 +32,7 @@ from secagg.clients.bench import (
     grid,
     run_case,
 )
-from secagg.clients.bench_report import write_grid_outputs
+from secagg.clients.bench.report import write_grid_outputs
 
 KIND = os.environ.get("SECAGG_BENCH", "quick")
 CAP = float(os.environ.get("SECAGG_BENCH_CAP", DEFAULT_CAP))

@@ -10,7 +10,8 @@
   own peak RSS.
 
 Peak memory (``extra_info["peak_rss_mib"]``) is the round's own: the process's peak RSS is
-reset just before the round (Linux ``clear_refs`` 5, :func:`secagg.clients.bench.peak_rss_reset`)
+reset just before the round (Linux ``clear_refs`` 5,
+:func:`secagg.clients.bench.grid.peak_rss_reset`)
 and read right after it, less the RSS at the reset (imports, torch, earlier benchmarks' caches
 are not counted). ``process_peak_rss_mib`` is the process's lifetime peak, for comparison
 (what the earlier "405 MiB" was).
@@ -27,7 +28,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from secagg import protocols, simulate
-from secagg.clients.bench import peak_rss_reset
+from secagg.clients.bench.grid import peak_rss_reset
 from secagg.protocols.secaggplus.masks import Masker
 from secagg.ring import Ring
 

@@ -4,7 +4,7 @@ For each case, in one process and one run: secagg's ``simulate`` (all clients an
 every message through the wire codec) on 1 thread and on every core; the raw keystream bound,
 n (k + 1) in-place fills of d uint32 (ChaCha20, the mask PRG; and AES-128-CTR for scale);
 and Flower 1.42's own SecAgg+ compute at the same n, d, k, t and dropped set
-(:mod:`secagg.clients.flower_reference`: its primitives called as its mod and workflow call
+(:mod:`secagg.clients.bench.flower_reference`: its primitives called as its mod and workflow call
 them, no engine). Rounds are best of ``ROUNDS``; references best of 5 fills times the count.
 Flower rounds whose estimate exceeds ``SECAGG_BENCH_FLOWER_CAP`` seconds (default 300) are
 not run; their estimate is reported, marked "est.".
@@ -33,7 +33,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from secagg import parallel, protocols, simulate, wire
-from secagg.clients.bench import LazyInputs, peak_rss_reset
+from secagg.clients.bench.grid import LazyInputs, peak_rss_reset
 from secagg.primitives.prg import keystream
 from secagg.protocols.secaggplus.messages import MaskedInput
 from secagg.quantize import QuantizationConfig, Quantizer
@@ -120,7 +120,7 @@ def _secagg_round(
 
 
 def _flower(case: RoundCase, k: int, t: int, dropped: list[int]) -> dict[str, Any]:
-    from secagg.clients.flower_reference import estimate_flower_seconds, flower_round
+    from secagg.clients.bench.flower_reference import estimate_flower_seconds, flower_round
 
     estimate = estimate_flower_seconds(case.n, case.d, k, t, dropped=len(dropped))
     if estimate > FLOWER_CAP:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from secagg.clients.demo import Demo, DemoConfig
+from secagg.clients.demo.run import Demo, DemoConfig
 from secagg.store import CountingStore, Store
 
 

@@ -32,8 +32,8 @@ def _demo(args: argparse.Namespace) -> int:
     from secagg.chain import Phase
     from secagg.errors import SecAggError
 
-    from .demo import Demo, DemoConfig, round_phases
-    from .report import phase_table, round_table, write_plots, write_results
+    from .demo.report import phase_table, round_table, write_plots, write_results
+    from .demo.run import Demo, DemoConfig, round_phases
 
     console = Console()
     try:
@@ -108,8 +108,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     from secagg.errors import SecAggError
 
+    from .agents.verify import verify_round
     from .commands import connect_store, open_contracts, require_task
-    from .verify import verify_round
 
     console = Console(soft_wrap=True)  # one line per message, whatever the terminal
     try:
@@ -134,8 +134,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     from secagg.errors import SecAggError
 
-    from .bench import estimate_seconds, finish_grid, grid, run_case
-    from .bench_report import write_grid_outputs
+    from .bench.grid import estimate_seconds, finish_grid, grid, run_case
+    from .bench.report import write_grid_outputs
 
     console = Console()
     cuda = torch.cuda.is_available()

@@ -120,7 +120,7 @@ def open_contracts(args: argparse.Namespace) -> Contracts:
 
 
 def unlock(args: argparse.Namespace) -> Any:
-    from .keystore import load_identity, read_passphrase
+    from .agents.keystore import load_identity, read_passphrase
 
     return load_identity(args.account, read_passphrase(args.passphrase_file))
 
@@ -140,8 +140,8 @@ def require_task(contracts: Contracts, task_id: int) -> None:
 def _account_new(args: argparse.Namespace) -> int:
     from eth_account import Account
 
-    from .keystore import create_identity, read_passphrase, save_identity
-    from .participant import Identity
+    from .agents.keystore import create_identity, read_passphrase, save_identity
+    from .agents.participant import Identity
 
     identity = create_identity()
     if args.importing:
@@ -234,9 +234,9 @@ def _fund(args: argparse.Namespace) -> int:
 def _task_create(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .models import ModelBlob
-    from .owner import Economics, publish_task, task_params
-    from .task import TaskSpec, build_protocol
+    from .agents.models import ModelBlob
+    from .agents.owner import Economics, publish_task, task_params
+    from .agents.task import TaskSpec, build_protocol
 
     if args.total_samples is None or args.total_samples < 1:
         raise ConfigError(
@@ -258,7 +258,7 @@ def _task_create(args: argparse.Namespace) -> int:
     if args.initial_weights:
         weights = np.load(args.initial_weights, allow_pickle=False).astype(np.float32).ravel()
     else:
-        from .trainer import flatten_params, get_params, make_model
+        from .learning.trainer import flatten_params, get_params, make_model
 
         model = make_model(args.model, seed=args.model_seed)
         weights = flatten_params(get_params(model)).numpy().astype(np.float32)
@@ -319,10 +319,10 @@ def _task_close(args: argparse.Namespace) -> int:
 def _participant(args: argparse.Namespace) -> int:
     from secagg.randomness import SystemRandom
 
-    from .journal import CommitJournal
-    from .participant import Participant
-    from .service import ActionLog, serve
-    from .training import load_shard, load_train
+    from .agents.journal import CommitJournal
+    from .agents.participant import Participant
+    from .agents.service import ActionLog, serve
+    from .learning.training import load_shard, load_train
 
     contracts = open_contracts(args)
     store = connect_store(args.store)
@@ -379,8 +379,8 @@ def _refuse_he(proto: Any) -> None:
 
 
 def _aggregator(args: argparse.Namespace) -> int:
-    from .aggregator import Aggregator
-    from .service import ActionLog, serve
+    from .agents.aggregator import Aggregator
+    from .agents.service import ActionLog, serve
 
     contracts = open_contracts(args)
     store = connect_store(args.store)
@@ -417,7 +417,7 @@ def _aggregator(args: argparse.Namespace) -> int:
 
 # -- status -----------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
-    from .ledger import TaskLedger
+    from .agents.ledger import TaskLedger
 
     contracts = open_contracts(args)
     require_task(contracts, args.task)
@@ -485,8 +485,8 @@ def _status(args: argparse.Namespace) -> int:
 
 # -- data ---------------------------------------------------------------------------------------
 def _data_digits(args: argparse.Namespace) -> int:
-    from .trainer import split_digits
-    from .training import save_shard
+    from .learning.trainer import split_digits
+    from .learning.training import save_shard
 
     federation = split_digits(args.clients, alpha=args.alpha, seed=args.seed)
     out = Path(args.out)
@@ -620,7 +620,7 @@ def add_role_commands(sub: Any) -> None:
     _keystore(p)
     _service(p)
     p.add_argument("--data", required=True, help="this client's data (a shard .npz by default)")
-    p.add_argument("--train", help="module:function, see secagg.clients.training")
+    p.add_argument("--train", help="module:function, see secagg.clients.learning.training")
     p.add_argument("--state", help="state directory (default .secagg/<address>)")
     p.set_defaults(func=_handled(_participant))
 

@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from secagg.clients.trainer import Params, Trainer, flatten_params, make_model, unflatten_params
-from secagg.clients.training import TrainContext, load_shard
+from secagg.clients.learning.trainer import (
+    Params,
+    Trainer,
+    flatten_params,
+    make_model,
+    unflatten_params,
+)
+from secagg.clients.learning.training import TrainContext, load_shard
 
 
 def local_step(weights: np.ndarray, data: Path, model: str, epochs: int, lr: float) -> Params:

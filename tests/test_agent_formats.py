@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
+from secagg.clients.agents.models import ModelBlob
+from secagg.clients.agents.task import TaskSpec, session_id, spec_cid
 from secagg.clients.errors import ModelFormatError
-from secagg.clients.models import ModelBlob
-from secagg.clients.task import TaskSpec, session_id, spec_cid
 from secagg.errors import ConfigError
 from secagg.store import cid_of
 

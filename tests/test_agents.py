@@ -13,8 +13,12 @@ import pytest
 
 from secagg import wire
 from secagg.chain import Phase
-from secagg.clients.aggregator import Aggregator
-from secagg.clients.demo import (
+from secagg.clients.agents.aggregator import Aggregator
+from secagg.clients.agents.models import ModelBlob
+from secagg.clients.agents.participant import Participant
+from secagg.clients.agents.task import TaskSpec
+from secagg.clients.agents.verify import verify_round
+from secagg.clients.demo.run import (
     ABSENCE_FEE,
     REWARD_PER_ROUND,
     SLASH,
@@ -25,10 +29,6 @@ from secagg.clients.demo import (
     Fault,
 )
 from secagg.clients.errors import VerificationError
-from secagg.clients.models import ModelBlob
-from secagg.clients.participant import Participant
-from secagg.clients.task import TaskSpec
-from secagg.clients.verify import verify_round
 from secagg.protocol import AggregateResult, Protocol, Session
 from secagg.protocols.he.messages import DecryptedSum, EncryptedInput
 from secagg.protocols.plain.messages import Input

@@ -12,8 +12,15 @@ from typing import Any, ClassVar
 
 from secagg import wire
 from secagg.chain import Phase
-from secagg.clients.demo import ABSENCE_FEE, REWARD_PER_ROUND, STAKE, Demo, DemoConfig, DemoResult
-from secagg.clients.participant import Participant
+from secagg.clients.agents.participant import Participant
+from secagg.clients.demo.run import (
+    ABSENCE_FEE,
+    REWARD_PER_ROUND,
+    STAKE,
+    Demo,
+    DemoConfig,
+    DemoResult,
+)
 from secagg.protocols.secaggplus.messages import MaskedInput, UnmaskResponse
 from secagg.store import MemoryStore, NotFoundError, Store
 from secagg.wire import Message

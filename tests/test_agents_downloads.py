@@ -4,8 +4,8 @@ fetch or decode, and U less those is U3 for everyone."""
 
 from __future__ import annotations
 
-from secagg.clients.aggregator import Aggregator
-from secagg.clients.demo import Demo, DemoConfig
+from secagg.clients.agents.aggregator import Aggregator
+from secagg.clients.demo.run import Demo, DemoConfig
 from secagg.store import CountingStore, Store
 
 from .test_agents import ShortInput

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from secagg.clients.bench import (
+from secagg.clients.bench.grid import (
     Case,
     GridRun,
     References,
@@ -16,7 +16,7 @@ from secagg.clients.bench import (
     grid,
     run_case,
 )
-from secagg.clients.bench_report import markdown
+from secagg.clients.bench.report import markdown
 from secagg.errors import ConfigError
 
 

@@ -74,6 +74,6 @@ def test_verify_needs_a_readable_deployment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = str(tmp_path / "nope.json")
-    args = ["verify", "--chain", "http://127.0.0.1:9", "--store", "memory"]
+    args = ["verify", "--chain", "http://127.0.0.1:9", "--store", f"dir:{tmp_path}"]
     assert main([*args, "--deployment", missing, "--task", "1", "--round", "1"]) == FAILED
     assert "cannot read the deployment" in capsys.readouterr().out

@@ -11,7 +11,14 @@ import pytest
 
 from secagg.chain import AnvilNode, Phase
 from secagg.clients.cli import main
-from secagg.clients.demo import ABSENCE_FEE, REWARD_PER_ROUND, STAKE, Demo, DemoConfig, DemoResult
+from secagg.clients.demo.run import (
+    ABSENCE_FEE,
+    REWARD_PER_ROUND,
+    STAKE,
+    Demo,
+    DemoConfig,
+    DemoResult,
+)
 from secagg.store import IpfsNode
 
 ROUND_PHASES = [Phase.SHARE_KEYS, Phase.COMMIT, Phase.REVEAL, Phase.UNMASK, Phase.FINALIZE]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from secagg.clients.demo import Demo, DemoConfig
-from secagg.clients.task import build_protocol
-from secagg.clients.trainer import DPSGD, dp_sgd_epsilon
+from secagg.clients.agents.task import build_protocol
+from secagg.clients.demo.run import Demo, DemoConfig
+from secagg.clients.learning.trainer import DPSGD, dp_sgd_epsilon
 from secagg.dp import DistributedDP, Mechanism
 from secagg.dp.accounting import PrivacyAccountant, gaussian_epsilon
 from secagg.errors import ConfigError

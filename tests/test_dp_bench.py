@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from secagg.clients.dp_bench import DPBenchConfig, run, write
+from secagg.clients.bench.dp import DPBenchConfig, run, write
 
 
 def test_the_dp_comparison_runs_and_writes_its_table_and_plot(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from secagg.clients.datasets import _ArraysOnly, load_mnist
-from secagg.clients.trainer import (
+from secagg.clients.learning.datasets import _ArraysOnly, load_mnist
+from secagg.clients.learning.trainer import (
     DPSGD,
     Trainer,
     dp_sgd_epsilon,

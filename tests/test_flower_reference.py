@@ -1,4 +1,4 @@
-"""Flower's SecAgg+ round without its engine (``secagg.clients.flower_reference``): it runs,
+"""Flower's SecAgg+ round without its engine (``secagg.clients.bench.flower_reference``): it runs,
 its self-check holds, and the self-check catches a wrong sum."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from secagg.clients import flower_reference
-from secagg.clients.flower_reference import (
+from secagg.clients.bench import flower_reference
+from secagg.clients.bench.flower_reference import (
     STAGES,
     FlowerRoundHalted,
     FlowerSumMismatch,

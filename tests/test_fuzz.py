@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 
 from secagg import wire
 from secagg.chain.artifacts import decode_revert, error_selectors
+from secagg.clients.agents.models import _HEAD, MAGIC, VERSION, ModelBlob
+from secagg.clients.agents.task import TaskSpec
 from secagg.clients.errors import ModelFormatError
 from secagg.clients.flower import Reply, Request, Setup, Stage
-from secagg.clients.models import _HEAD, MAGIC, VERSION, ModelBlob
-from secagg.clients.task import TaskSpec
 from secagg.errors import ConfigError, SecAggError, WireError
 from secagg.protocols.secaggplus.messages import EncryptedShare, ShareKeys
 from secagg.store import IntegrityError, InvalidCidError, StoreProtocolError

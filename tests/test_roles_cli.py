@@ -13,10 +13,10 @@ from eth_account import Account
 
 from secagg.chain import AnvilNode, Chain, Phase, deploy
 from secagg.chain.errors import NodeError, WrongPhaseError
+from secagg.clients.agents.keystore import create_identity, load_identity, save_identity
 from secagg.clients.cli import FAILED, main
-from secagg.clients.demo import Demo, DemoConfig
+from secagg.clients.demo.run import Demo, DemoConfig
 from secagg.clients.errors import KeystoreError
-from secagg.clients.keystore import create_identity, load_identity, save_identity
 from secagg.randomness import SeededRandom
 from secagg.store import StoreUnavailableError
 

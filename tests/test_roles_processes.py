@@ -35,15 +35,15 @@ import torch
 
 from secagg.chain import Phase, find_anvil
 from secagg.chain.errors import NodeError
-from secagg.clients.models import ModelBlob
-from secagg.clients.trainer import (
+from secagg.clients.agents.models import ModelBlob
+from secagg.clients.learning.trainer import (
     Trainer,
     flatten_params,
     get_params,
     make_model,
     unflatten_params,
 )
-from secagg.clients.training import load_shard
+from secagg.clients.learning.training import load_shard
 from secagg.store import IpfsStore
 from secagg.store.errors import StoreUnavailableError
 from secagg.store.ipfs_node import find_jsipfs

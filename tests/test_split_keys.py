@@ -1,7 +1,7 @@
 """The on-chain key split of the masking machines: c_u registered once (injected), s_v^PK
 learned after ServerKeys (``set_masking_keys``), the graph drawn over a fixed roster.
 
-The replay functions (``secagg.clients.replay``) drive the machines from public data; here
+The replay functions (``secagg.clients.agents.replay``) drive the machines from public data; here
 each misuse and each malformed key is refused by name."""
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from secagg import protocols, wire
-from secagg.clients.replay import RoundRecord, forwarded_shares, replay, server_keys, unmask_request
+from secagg.clients.agents.replay import (
+    RoundRecord,
+    forwarded_shares,
+    replay,
+    server_keys,
+    unmask_request,
+)
 from secagg.errors import (
     LocalProtocolError,
     RemoteProtocolError,

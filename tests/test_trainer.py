@@ -8,7 +8,7 @@ import torch
 
 import secagg.protocols as protocols
 from secagg import simulate
-from secagg.clients.trainer import (
+from secagg.clients.learning.trainer import (
     Federation,
     Trainer,
     fedavg_step,

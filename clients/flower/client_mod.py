@@ -87,8 +87,8 @@ from secagg.protocol import (
 from secagg.protocols.secaggplus.config import SecAggPlusConfig
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
+from ..agents.task import build_protocol, uses_dp
 from ..errors import FlowerStateError
-from ..task import build_protocol, uses_dp
 from .envelope import RECORD, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import IdentitySource, NodeIdentity
 from .seeding import round_seed

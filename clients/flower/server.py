@@ -59,7 +59,7 @@ from secagg.protocol import KEY_HOLDER, KeyMaterial, Protocol, ServerMachine, Se
 from secagg.protocols.he import HEProtocol, KeyMode
 from secagg.randomness import RandomSource, SeededRandom, SystemRandom
 
-from ..task import build_protocol, uses_dp
+from ..agents.task import build_protocol, uses_dp
 from .client_mod import ARRAYS
 from .envelope import RECORD, UNASSIGNED, Reply, Request, Setup, Stage, flatten_arrays
 from .identity import checked_directory, identify_message

@@ -13,20 +13,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from secagg.clients.trainer import Federation
+    from secagg.clients.learning.trainer import Federation
 
 ALPHA = 0.5  # Dirichlet concentration of the split: small values give each node few classes
 
 
 @cache
 def federation(num_partitions: int, seed: int) -> Federation:
-    from secagg.clients.trainer import split_digits
+    from secagg.clients.learning.trainer import split_digits
 
     return split_digits(num_partitions, alpha=ALPHA, seed=seed)
 
 
 def initial_weights(seed: int) -> list[np.ndarray]:
-    from secagg.clients.trainer import get_params, make_model
+    from secagg.clients.learning.trainer import get_params, make_model
 
     return [p.numpy() for p in get_params(make_model("mlp", seed=seed))]
 
@@ -37,7 +37,7 @@ def train(
     """Local SGD on one partition: (trained weights, number of examples)."""
     import torch
 
-    from secagg.clients.trainer import Trainer, make_model
+    from secagg.clients.learning.trainer import Trainer, make_model
 
     shard = federation(num_partitions, seed).clients[partition]
     start = [torch.from_numpy(w.copy()) for w in weights]
@@ -50,7 +50,7 @@ def train(
 def accuracy(weights: list[np.ndarray], num_partitions: int, seed: int) -> float:
     import torch
 
-    from secagg.clients.trainer import Trainer, make_model
+    from secagg.clients.learning.trainer import Trainer, make_model
 
     trainer = Trainer(make_model("mlp", seed=seed))
     params = [torch.from_numpy(w.copy()) for w in weights]

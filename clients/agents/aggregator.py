@@ -2,7 +2,7 @@
 
 The aggregator holds no secret of any participant and no decryption key. When a round's
 Finalize phase opens it rebuilds the round from the chain and the store
-(:func:`~secagg.clients.replay.replay`): masked vectors plus unmasking shares, or
+(:func:`~secagg.clients.agents.replay.replay`): masked vectors plus unmasking shares, or
 ciphertexts plus the key holder's decrypted sum. It decodes the sum, takes FedAvg's step,
 stores the new model and posts its CID and sha256 on chain; the contract then credits U's
 rewards. It keeps no state of its own between calls, so a restarted aggregator picks up where
@@ -225,7 +225,7 @@ class Aggregator(KeeperAgent):
 
     def _malformed_inputs(self, r: int, unavailable: set[int]) -> list[int]:
         """Members of U whose input was fetched but that the server machine rejects
-        (:func:`~secagg.clients.replay.rejected_inputs`), in id order."""
+        (:func:`~secagg.clients.agents.replay.rejected_inputs`), in id order."""
         proto = self.ledger.protocol(self.store)
         assert isinstance(proto, SecAggPlus)
         postings = self.ledger.postings(r)

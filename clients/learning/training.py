@@ -15,7 +15,7 @@ epochs, lr, batch size). The participant computes Delta_u = trained - weights an
 with distributed DP it clips Delta_u itself.
 
 Without ``--train`` the participant runs the task's own recipe (``spec.model`` trained with
-:class:`~secagg.clients.trainer.Trainer`) on a shard file written by :func:`save_shard`
+:class:`~secagg.clients.learning.trainer.Trainer`) on a shard file written by :func:`save_shard`
 (``secagg data digits`` writes one per client).
 """
 
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ServiceError
+from ..errors import ServiceError
 
 if TYPE_CHECKING:
     import torch
 
-    from .task import TaskSpec
+    from ..agents.task import TaskSpec
     from .trainer import Shard
 
 __all__ = ["TrainContext", "TrainFn", "load_shard", "load_train", "save_shard"]

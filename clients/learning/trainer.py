@@ -81,7 +81,7 @@ def split_digits(
 
 
 def split_mnist(num_clients: int, *, alpha: float = 0.5, seed: int = 0) -> Federation:
-    """MNIST (:func:`secagg.clients.datasets.load_mnist`): its 60,000 training images split
+    """MNIST (:func:`secagg.clients.learning.datasets.load_mnist`): its 60,000 training images split
     into ``num_clients`` Dirichlet(``alpha``) shards, and its 10,000 test images."""
     from .datasets import load_mnist
 

@@ -41,7 +41,7 @@ from secagg.errors import ConfigError
 from secagg.protocol import Session
 from secagg.randomness import SeededRandom
 
-from .trainer import (
+from ..learning.trainer import (
     DPSGD,
     Federation,
     Params,
@@ -354,7 +354,7 @@ def write(results: dict[str, Any], folder: Path) -> None:
 
 
 def main() -> None:
-    """``python -m secagg.clients.dp_bench [folder]``: run the comparison, write its outputs
+    """``python -m secagg.clients.bench.dp [folder]``: run the comparison, write its outputs
     and the DP section of benchmarks/RESULTS.md."""
     import sys
 

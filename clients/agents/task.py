@@ -23,7 +23,7 @@ from secagg.protocol import Protocol
 from secagg.store.cid import cid_of_digest
 
 if TYPE_CHECKING:
-    from .trainer import DPSGD
+    from ..learning.trainer import DPSGD
 
 __all__ = ["SPEC_VERSION", "TaskSpec", "build_protocol", "session_id", "spec_cid", "uses_dp"]
 
@@ -44,7 +44,8 @@ class TaskSpec:
         The keyword arguments of ``protocols.get(protocol, **config)`` (JSON values; ``dp``
         as :meth:`DistributedDP.to_dict <secagg.dp.DistributedDP.to_dict>`).
     model:
-        The architecture (``"mlp"`` or ``"cnn"``, see :func:`~secagg.clients.trainer.make_model`).
+        The architecture (``"mlp"`` or ``"cnn"``, see
+        :func:`~secagg.clients.learning.trainer.make_model`).
     dim:
         d: the number of model parameters plus one. Clients append 1.0 to their update, so
         the secure sum also yields sum_{u in U} w_u, FedAvg's denominator, without anyone
@@ -57,7 +58,7 @@ class TaskSpec:
         CID of the public HE context (CKKS/Paillier), written by the key holder; else None.
     dp_sgd:
         Example-level DP-SGD in every participant's local training (Opacus): the fields of
-        :class:`~secagg.clients.trainer.DPSGD` (``noise_multiplier``, ``max_grad_norm``,
+        :class:`~secagg.clients.learning.trainer.DPSGD` (``noise_multiplier``, ``max_grad_norm``,
         ``delta``), or None.
     """
 
@@ -85,7 +86,7 @@ class TaskSpec:
 
     def training_dp(self) -> DPSGD | None:
         """The DP-SGD recipe of local training, or None."""
-        from .trainer import DPSGD  # torch: only where training happens
+        from ..learning.trainer import DPSGD  # torch: only where training happens
 
         if self.dp_sgd is None:
             return None
@@ -128,7 +129,7 @@ def build_protocol(name: str, config: dict[str, Any]) -> Protocol[Any]:
 
 def uses_dp(proto: Protocol[Any]) -> bool:
     """Whether ``proto`` adds distributed-DP noise: clients then weigh 1 and append 0.0,
-    and the aggregator divides by |U| (:func:`~secagg.clients.aggregator.next_model`)."""
+    and the aggregator divides by |U| (:func:`~secagg.clients.agents.aggregator.next_model`)."""
     return getattr(proto, "dp", None) is not None
 
 

@@ -14,7 +14,7 @@ references measured in the same run:
 * ``add``: memory bandwidth, a numpy uint32 add of d entries; the server's time in adds;
 * ``tenseal``: TenSEAL alone encrypting and serializing the same d values (CKKS rows);
 * ``flower``: Flower 1.42's full SecAgg+ round (every client and the server, compute only:
-  :mod:`secagg.clients.flower_reference`) at the case's n, d, k, t and dropouts, for each
+  :mod:`secagg.clients.bench.flower_reference`) at the case's n, d, k, t and dropouts, for each
   secaggplus case, when the ``flower`` extra is installed. Its dropouts are the case's (see
   :func:`flower_dropouts`). Rounds estimated over the cap are reported with their estimate;
 * ``plain``: the ``plain`` protocol's case with the same n, d and dropout (overhead vs no

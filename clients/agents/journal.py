@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import ServiceError
+from ..errors import ServiceError
 
 __all__ = ["CommitJournal"]
 

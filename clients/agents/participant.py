@@ -5,7 +5,7 @@ Per round (the chain's phases; ``plain`` and HE tasks have no ShareKeys or Unmas
 
 ShareKeys
     a fresh client machine; AdvertiseKeys gives s_u^PK; ServerKeys is built from the key
-    registry (:func:`~secagg.clients.replay.server_keys`); the resulting ShareKeys message is
+    registry (:func:`~secagg.clients.agents.replay.server_keys`); the resulting ShareKeys message is
     the bundle. Posts ``shareKeys(s_u^PK, bundle CID)``.
 Commit
     waits until the aggregator has fixed which share bundles were unavailable (masking
@@ -48,14 +48,7 @@ from secagg.randomness import RandomSource
 from secagg.store import Store, to_bytes
 from secagg.wire import Message
 
-from .journal import CommitJournal
-from .keeper import KeeperAgent
-from .ledger import TaskLedger
-from .metrics import PARTICIPANTS, Metrics
-from .models import ModelBlob
-from .replay import forwarded_shares, server_keys, unmask_request
-from .task import TaskSpec, uses_dp
-from .trainer import (
+from ..learning.trainer import (
     Shard,
     Trainer,
     dp_sgd_epsilon,
@@ -63,7 +56,14 @@ from .trainer import (
     make_model,
     unflatten_params,
 )
-from .training import TrainContext
+from ..learning.training import TrainContext
+from .journal import CommitJournal
+from .keeper import KeeperAgent
+from .ledger import TaskLedger
+from .metrics import PARTICIPANTS, Metrics
+from .models import ModelBlob
+from .replay import forwarded_shares, server_keys, unmask_request
+from .task import TaskSpec, uses_dp
 
 __all__ = ["Identity", "Participant", "training_seed"]
 
@@ -116,11 +116,12 @@ class Participant(KeeperAgent):
         Time source for the metrics.
     train:
         Local training other than the task's recipe on ``data``: called with the global
-        weights (flat float32) and a :class:`~secagg.clients.training.TrainContext`, returns
-        the trained weights and n_u (``secagg participant --train``).
+        weights (flat float32) and a
+        :class:`~secagg.clients.learning.training.TrainContext`, returns the trained weights
+        and n_u (``secagg participant --train``).
     journal:
         Where the opening of each commitment is saved before committing, so that a
-        restarted process still reveals (:class:`~secagg.clients.journal.CommitJournal`).
+        restarted process still reveals (:class:`~secagg.clients.agents.journal.CommitJournal`).
     """
 
     def __init__(

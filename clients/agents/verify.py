@@ -21,8 +21,8 @@ from secagg.protocols.he import HEProtocol
 from secagg.store import Store
 from secagg.store.errors import StoreError
 
+from ..errors import ModelFormatError, VerificationError
 from .aggregator import next_model
-from .errors import ModelFormatError, VerificationError
 from .ledger import TaskLedger
 from .models import ModelBlob
 from .replay import replay

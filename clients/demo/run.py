@@ -46,16 +46,17 @@ from secagg.store import (
     StoreUnavailableError,
 )
 
-from .aggregator import Aggregator, KeyHolder
-from .errors import VerificationError
-from .keeper import phase_is_due
-from .ledger import TaskLedger
-from .metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
-from .models import ModelBlob
-from .owner import Economics, publish_task, task_params
-from .participant import Identity, Participant, training_seed
-from .task import TaskSpec, build_protocol
-from .trainer import (
+from ..agents.aggregator import Aggregator, KeyHolder
+from ..agents.keeper import phase_is_due
+from ..agents.ledger import TaskLedger
+from ..agents.metrics import AGGREGATOR, KEY_HOLDER, PARTICIPANTS, Metrics
+from ..agents.models import ModelBlob
+from ..agents.owner import Economics, publish_task, task_params
+from ..agents.participant import Identity, Participant, training_seed
+from ..agents.task import TaskSpec, build_protocol
+from ..agents.verify import verify_round
+from ..errors import VerificationError
+from ..learning.trainer import (
     Federation,
     Trainer,
     fedavg_step,
@@ -66,7 +67,6 @@ from .trainer import (
     unflatten_params,
     weighted_sum,
 )
-from .verify import verify_round
 
 __all__ = ["Demo", "DemoConfig", "DemoResult", "Fault", "RoundReport", "open_chain", "open_store"]
 
@@ -198,7 +198,7 @@ class DemoConfig:
 
     def protocol_config(self, clients: int | None = None) -> dict[str, Any]:
         """The keyword arguments of ``protocols.get`` for this run (the masking protocols'
-        k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench` does);
+        k and t are chosen for ``max(10%, dropout)``, as :mod:`secagg.clients.bench.grid` does);
         ``clients``: for another number of clients (without DP)."""
         n = clients or self.clients
         if self.protocol == "ckks":

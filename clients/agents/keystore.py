@@ -25,7 +25,7 @@ from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 from secagg.primitives.x25519 import KeyPair
 from secagg.randomness import RandomSource, SystemRandom
 
-from .errors import KeystoreError
+from ..errors import KeystoreError
 from .participant import Identity
 
 __all__ = [

@@ -53,7 +53,7 @@ class Metrics:
         cid: str | None = None,
     ) -> None:
         """Adds one action's costs; ``tx`` (its transaction hash) and ``cid`` (what it
-        posted) are for logs (:class:`~secagg.clients.service.ActionLog`), not totals."""
+        posted) are for logs (:class:`~secagg.clients.agents.service.ActionLog`), not totals."""
         cost = self.costs[round][role][phase]
         cost.seconds += seconds
         cost.bytes += bytes

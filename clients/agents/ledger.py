@@ -17,7 +17,7 @@ from secagg.chain.contracts import Event
 from secagg.protocol import Protocol, Session
 from secagg.store import Store, normalize
 
-from .errors import AgentError
+from ..errors import AgentError
 from .replay import RoundRecord
 from .task import TaskSpec, session_id, spec_cid
 

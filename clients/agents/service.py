@@ -1,7 +1,8 @@
 """Each role as its own long-running process: the loop that drives one agent, and its log.
 
 ``secagg participant`` and ``secagg aggregator`` build one agent
-(:class:`~secagg.clients.participant.Participant`, :class:`~secagg.clients.aggregator.Aggregator`)
+(:class:`~secagg.clients.agents.participant.Participant`,
+:class:`~secagg.clients.agents.aggregator.Aggregator`)
 and hand it to :func:`serve`: the agent acts on the chain's current phase, ends the phase when
 it is due (every role is a keeper: the first caller of ``advance`` wins, the others see the
 phase moved on), and otherwise sleeps ``poll`` seconds. Nothing is kept in memory that the
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 from secagg.chain.errors import NodeUnavailableError
 from secagg.store import StoreUnavailableError
 
-from .errors import ServiceError
+from ..errors import ServiceError
 from .keeper import KeeperAgent
 from .metrics import Metrics
 

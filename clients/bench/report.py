@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from .bench import GridRun, estimate_seconds
+from .grid import GridRun, estimate_seconds
 
 __all__ = ["GRID_BEGIN", "GRID_END", "markdown", "write_grid_outputs"]
 
@@ -125,7 +125,7 @@ def _flower_table(grid: GridRun) -> list[str]:
     lines = [
         "",
         "Flower 1.42's SecAgg+ round, the secaggplus reference "
-        "(`secagg.clients.flower_reference.flower_round`: Flower's client mod and server "
+        "(`secagg.clients.bench.flower_reference.flower_round`: Flower's client mod and server "
         "workflow computation, every client and the server in one process, without its "
         "engine). Same n, d, k neighbours and threshold t as the case (Flower's `num_shares` "
         "= k + 1, k + 2 for odd k: its ring has even degree), and the case's dropouts: those "

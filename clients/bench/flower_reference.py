@@ -90,7 +90,7 @@ from flwr.supercore.primitives.asymmetric import (
     public_key_to_bytes,
 )
 
-from .bench import peak_rss_reset
+from .grid import peak_rss_reset
 
 __all__ = [
     "STAGES",
