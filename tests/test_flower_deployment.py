@@ -274,19 +274,16 @@ class Deployment:
                 proc.kill()
                 proc.wait(timeout=5)
         # SuperExec and the app processes exit with their parent (Flower's --parent-pid
-        # monitor); any that did not are stopped here, by id
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and any(alive(p) for p in below):
-            time.sleep(0.1)
-        for pid in below:
-            if alive(pid):
-                _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and any(alive(p) for p in below):
-            time.sleep(0.1)
-        for pid in below:
-            if alive(pid):
-                _signal(pid, signal.SIGKILL)
+        # monitor); any that did not, or that they started meanwhile, are stopped here, by id
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            for pid in list(below):
+                below |= descendants(pid)
+            for pid in below:
+                if sig is not None and alive(pid):
+                    _signal(pid, sig)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and any(alive(p) for p in below):
+                time.sleep(0.1)
         time.sleep(0.2)
         for reader in self.readers:
             reader.join(timeout=5)
@@ -373,7 +370,7 @@ def test_a_secaggplus_round_survives_a_killed_supernode(deployment: Deployment) 
     deployment.start_superlink()
     names = [deployment.start_supernode(partition, 4) for partition in range(4)]
     run = deployment.flwr_run(
-        "num-server-rounds=1 num-nodes=4 min-nodes=4 wait-for-nodes=60.0 timeout=40.0 "
+        "num-server-rounds=1 num-nodes=4 min-nodes=4 wait-for-nodes=60.0 timeout=45.0 "
         "dropout-rate=0.1"
     )
     victim = names[-1]

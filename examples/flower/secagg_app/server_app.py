@@ -203,18 +203,18 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
-    rounds = int(cfg.get("num-server-rounds", 3))  # type: ignore[arg-type]
+    rounds = int(cfg.get("num-server-rounds", 3))
     protocol = str(cfg.get("protocol", "secaggplus"))
-    timeout = float(cfg.get("timeout", 60.0))  # type: ignore[arg-type]
-    num_nodes = int(cfg.get("num-nodes", 4))  # type: ignore[arg-type]
-    min_nodes = int(cfg.get("min-nodes", num_nodes))  # type: ignore[arg-type]
-    wait = float(cfg.get("wait-for-nodes", 300.0))  # type: ignore[arg-type]
-    seed = int(cfg.get("seed", 0))  # type: ignore[arg-type]
-    poll = float(cfg.get("poll-interval", 0.5))  # type: ignore[arg-type]
+    timeout = float(cfg.get("timeout", 60.0))
+    num_nodes = int(cfg.get("num-nodes", 4))
+    min_nodes = int(cfg.get("min-nodes", num_nodes))
+    wait = float(cfg.get("wait-for-nodes", 300.0))
+    seed = int(cfg.get("seed", 0))
+    poll = float(cfg.get("poll-interval", 0.5))
     grid = PollingGrid(grid, poll)
     config: dict[str, Any] = {}
     if protocol in MASKING_PROTOCOLS:
-        config["dropout_rate"] = float(cfg.get("dropout-rate", 0.1))  # type: ignore[arg-type]
+        config["dropout_rate"] = float(cfg.get("dropout-rate", 0.1))
 
     say(f"waiting for {num_nodes} SuperNodes (at least {min_nodes}, {wait:.0f} s)")
     t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def accuracy(weights: list[np.ndarray], num_partitions: int, seed: int) -> float
 
     trainer = Trainer(make_model("mlp", seed=seed))
     params = [torch.from_numpy(w.copy()) for w in weights]
-    return trainer.accuracy(params, federation(num_partitions, seed).test)
+    return float(trainer.accuracy(params, federation(num_partitions, seed).test))
 
 
 def total_examples(num_partitions: int, seed: int) -> int:
