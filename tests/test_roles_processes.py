@@ -96,6 +96,29 @@ class Roles:
         path = self.workdir / name
         return path.read_text() if path.exists() else ""
 
+    def devnet_up(self) -> None:
+        """``secagg devnet up`` (1 s blocks); its URLs go to every later command."""
+        exports = self.run("devnet", "up", "--dir", "net", "--block-time", "1")
+        for line in exports.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            self.env[key] = value
+
+    def enrol(self, names: list[str]) -> dict[str, str]:
+        """A keystore per name (0600), ether for each, the deployment by ``owner``, and 1,000
+        reward tokens each; name -> address."""
+        address = {}
+        for name in names:
+            created = json.loads(self.run("account", "new", "--out", f"{name}.json", "--light-kdf"))
+            address[name] = created["address"]
+            assert (self.workdir / f"{name}.json").stat().st_mode & 0o777 == 0o600
+        keystores = [f"{name}.json" for name in names]
+        self.run("fund", "--to", *keystores, "--ether", "10")
+        self.run("deploy", "--account", "owner.json", "--out", "deployment.json")
+        self.env["SECAGG_DEPLOYMENT"] = "deployment.json"
+        tokens = ["--ether", "0", "--tokens", "1000"]
+        self.run("fund", "--account", "owner.json", "--to", *keystores, *tokens)
+        return address
+
     def kill_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -112,10 +135,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 240.0) -
 
 def test_every_role_in_its_own_process_survives_sigkill(tmp_path: Path) -> None:
     roles = Roles(tmp_path)
-    exports = roles.run("devnet", "up", "--dir", "net", "--block-time", "1")
-    for line in exports.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        roles.env[key] = value
+    roles.devnet_up()
     try:
         _scenario(roles, tmp_path)
     finally:
@@ -129,18 +149,7 @@ def test_every_role_in_its_own_process_survives_sigkill(tmp_path: Path) -> None:
 
 
 def _scenario(roles: Roles, tmp: Path) -> None:
-    names = ["owner", "aggregator", "a", "b", "c", "d"]
-    address = {}
-    for name in names:
-        created = json.loads(roles.run("account", "new", "--out", f"{name}.json", "--light-kdf"))
-        address[name] = created["address"]
-        assert (tmp / f"{name}.json").stat().st_mode & 0o777 == 0o600
-    keystores = [f"{n}.json" for n in names]
-    roles.run("fund", "--to", *keystores, "--ether", "10")
-    roles.run("deploy", "--account", "owner.json", "--out", "deployment.json")
-    roles.env["SECAGG_DEPLOYMENT"] = "deployment.json"
-    roles.run("fund", "--account", "owner.json", "--to", *keystores, "--ether", "0",
-              "--tokens", "1000")  # fmt: skip
+    address = roles.enrol(["owner", "aggregator", "a", "b", "c", "d"])
     data = json.loads(roles.run("data", "digits", "--clients", "4", "--out", "data"))
     create = (
         "task create --account owner.json --aggregator aggregator.json --protocol secaggplus "
@@ -251,10 +260,7 @@ def test_many_participant_processes_report_where_the_seconds_go(tmp_path: Path) 
     ``$SECAGG_ROLES_REPORT`` when set."""
     n = int(os.environ[SCALE_ENV])
     roles = Roles(tmp_path)
-    exports = roles.run("devnet", "up", "--dir", "net", "--block-time", "1")
-    for line in exports.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        roles.env[key] = value
+    roles.devnet_up()
     try:
         report = _scale(roles, n)
     finally:
@@ -265,16 +271,8 @@ def test_many_participant_processes_report_where_the_seconds_go(tmp_path: Path) 
         Path(target).write_text(report)
 
 
-def _scale(roles: Roles, n: int, rounds: int = 3, phase_blocks: int = 15) -> str:
-    names = ["owner", "aggregator", *(f"p{u}" for u in range(n))]
-    for name in names:
-        roles.run("account", "new", "--out", f"{name}.json", "--light-kdf")
-    keystores = [f"{name}.json" for name in names]
-    roles.run("fund", "--to", *keystores, "--ether", "10")
-    roles.run("deploy", "--account", "owner.json", "--out", "deployment.json")
-    roles.env["SECAGG_DEPLOYMENT"] = "deployment.json"
-    roles.run("fund", "--account", "owner.json", "--to", *keystores, "--ether", "0",
-              "--tokens", "1000")  # fmt: skip
+def _scale(roles: Roles, n: int, rounds: int = 3, phase_blocks: int = 40) -> str:
+    roles.enrol(["owner", "aggregator", *(f"p{u}" for u in range(n))])
     data = json.loads(roles.run("data", "digits", "--clients", str(n), "--out", "data"))
     create = (
         f"task create --account owner.json --aggregator aggregator.json --protocol secaggplus "
