@@ -62,13 +62,21 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec | None] = {}
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         new = f"{__name__}.{MOVED[spec.name.rpartition('.')[2]]}"
         warnings.warn(f"{spec.name} moved to {new}", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[new] = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the module it moved to is imported already."""
+        """Nothing to run: the module it moved to is imported already. The import system
+        set its ``__spec__`` to the alias's: put its own back (relative imports and
+        ``importlib.reload`` read it)."""
+        module.__spec__ = self._specs.pop(module.__name__, module.__spec__)
 
 
 sys.meta_path.append(_MovedModules())

@@ -203,13 +203,13 @@ def _devnet_down(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     from secagg.chain import deploy
 
+    target = Path(args.out)
+    if target.exists():  # before deploying: the addresses must not be lost
+        raise ServiceError(f"{target} exists: a deployment file is never overwritten")
     chain = connect_chain(args.chain)
     owner = unlock(args).account
     contracts = deploy(chain, owner, token=args.token)
     out = {"chain_id": chain.chain_id, "deployment": contracts.deployment.as_dict()}
-    target = Path(args.out)
-    if target.exists():
-        raise ServiceError(f"{target} exists: a deployment file is never overwritten")
     target.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({"deployment": str(target), **contracts.deployment.as_dict()}))
     return 0
@@ -218,6 +218,10 @@ def _deploy(args: argparse.Namespace) -> int:
 def _fund(args: argparse.Namespace) -> int:
     from secagg.chain import ETHER
 
+    if args.tokens and not args.account:
+        raise ConfigError(
+            "--tokens are minted by the deployer: give its --account", parameter="account"
+        )
     chain = connect_chain(args.chain)
     contracts = open_contracts(args) if args.tokens else None
     owner = unlock(args).account if args.tokens else None
@@ -246,7 +250,12 @@ def _task_create(args: argparse.Namespace) -> int:
     contracts = open_contracts(args)
     store = connect_store(args.store)
     owner = unlock(args).account
-    config: dict[str, Any] = json.loads(args.config) if args.config else {}
+    try:
+        config: dict[str, Any] = json.loads(args.config) if args.config else {}
+        if not isinstance(config, dict):
+            raise TypeError("not a JSON object")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"--config is a JSON object of protocol parameters: {exc}") from exc
     config.setdefault("num_clients", args.clients)
     proto = build_protocol(args.protocol, config)
     if proto.name in ("ckks", "paillier"):
@@ -276,7 +285,11 @@ def _task_create(args: argparse.Namespace) -> int:
     if args.allowlist:
         from secagg.chain.allowlist import root
 
-        allowlist = root([address_of(a) for a in Path(args.allowlist).read_text().split()])
+        try:
+            listed = Path(args.allowlist).read_text().split()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --allowlist: {exc}", parameter="allowlist") from exc
+        allowlist = root([address_of(a) for a in listed])
     params = task_params(
         spec,
         address_of(args.aggregator),
@@ -339,8 +352,9 @@ def _participant(args: argparse.Namespace) -> int:
     else:
         shard = load_shard(data)
     address = identity.account.address
-    state = Path(args.state or Path(".secagg") / address)
-    journal = CommitJournal(state / f"{contracts.deployment.coordinator}-task-{args.task}")
+    state = Path(args.state) if args.state else default_state_dir(address)
+    key = f"{contracts.chain.chain_id}-{contracts.deployment.coordinator}-task-{args.task}"
+    journal = CommitJournal(state / key)
     log = ActionLog("participant", args.task, as_json=args.json)
     agent = Participant(
         contracts, store, args.task, identity, shard, SystemRandom(), log,  # type: ignore[arg-type]
@@ -367,6 +381,13 @@ def _participant(args: argparse.Namespace) -> int:
     serve(agent, log, finished=finished, poll=args.poll, timeout=args.timeout)
     log.emit("done", balance=contracts.balance_of(address))
     return 0
+
+
+def default_state_dir(address: str) -> Path:
+    """``$XDG_STATE_HOME/secagg/<address>`` (default ``~/.local/state``): the same wherever the
+    process is started from, so a restart finds its journal."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "secagg" / address
 
 
 def _refuse_he(proto: Any) -> None:
@@ -621,7 +642,7 @@ def add_role_commands(sub: Any) -> None:
     _service(p)
     p.add_argument("--data", required=True, help="this client's data (a shard .npz by default)")
     p.add_argument("--train", help="module:function, see secagg.clients.learning.training")
-    p.add_argument("--state", help="state directory (default .secagg/<address>)")
+    p.add_argument("--state", help="state directory (default $XDG_STATE_HOME/secagg/<address>)")
     p.set_defaults(func=_handled(_participant))
 
     p = sub.add_parser("aggregator", help="the task's aggregator: availability, finalize")

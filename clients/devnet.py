@@ -41,10 +41,8 @@ class Devnet:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not ours
         return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -23,13 +23,13 @@ def stop_pid(pid: int, *, timeout: float = 10.0) -> bool:
     False when no such process was running."""
     try:
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or reused by another user's process
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return True
         time.sleep(0.1)
     try:

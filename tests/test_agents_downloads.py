@@ -4,9 +4,16 @@ fetch or decode, and U less those is U3 for everyone."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
+from secagg.chain import Phase
 from secagg.clients.agents.aggregator import Aggregator
+from secagg.clients.agents.participant import Participant
 from secagg.clients.demo.run import Demo, DemoConfig
+from secagg.protocols.secaggplus.messages import ShareKeys
 from secagg.store import CountingStore, Store
+from secagg.wire import Message
 
 from .test_agents import ShortInput
 
@@ -77,3 +84,28 @@ def test_an_undeclared_malformed_input_fails_the_aggregators_round_and_costs_its
     inputs = set(demo.ledger.postings(1).reveals.values())
     for store in readers.values():
         assert not inputs & set(store.reads)
+
+
+class BadBoxes(Participant):
+    """Posts share boxes of the right size that open for nobody (random bytes), then masks
+    and reveals a well-formed input: its neighbours name it in their inputs' ``bad_boxes``."""
+
+    def encode_posting(self, phase: Phase, message: Message) -> bytes:
+        if phase is Phase.SHARE_KEYS and isinstance(message, ShareKeys):
+            junk = tuple(dataclasses.replace(s, box=os.urandom(len(s.box))) for s in message.shares)
+            message = dataclasses.replace(message, shares=junk)
+        return super().encode_posting(phase, message)
+
+
+def test_a_dealer_of_bad_boxes_cannot_make_the_aggregator_forfeit_its_bond() -> None:
+    """Client 5's boxes open for nobody, so b_5 has no holder: the round cannot be unmasked.
+    Participants, who take every input as well formed, cannot see that; the aggregator checks
+    the real inputs before fixing them, finds the abort (naming 5), and fixes nothing: nobody
+    posts an unmask share, the round fails, and the bond stays with the aggregator."""
+    demo, _, _ = run_recorded(participant_classes={5: BadBoxes})
+    (r,) = demo.result.rounds  # type: ignore[attr-defined]
+    postings = demo.ledger.postings(1)
+    assert r.outcome == "failed at FINALIZE", r.notes
+    assert not postings.inputs_fixed and postings.unmasks == {}
+    assert not demo.contracts.events("BondForfeited", demo.task_id)
+    assert any("cannot be unmasked" in n and "bad-share-boxes" in n for n in r.notes), r.notes

@@ -147,3 +147,18 @@ def test_contract_errors_name_phases() -> None:
     assert isinstance(decoded, WrongPhaseError)
     assert decoded.arguments["expected"] is Phase.REVEAL and "actual=FINALIZE" in str(decoded)
     assert contracts.chain is chain
+
+
+def test_the_commit_journal_keeps_every_opening_durably(tmp_path: Path) -> None:
+    """A process killed after sending a commit but before it was mined may commit again after
+    a restart: both openings are kept (Reveal opens the one the chain holds), in 0600 files."""
+    from secagg.clients.agents.journal import CommitJournal
+
+    journal = CommitJournal(tmp_path / "task")
+    assert journal.load(1) == []
+    journal.save(1, "bafkfirst", b"\x01" * 32)
+    journal.save(1, "bafksecond", b"\x02" * 32)
+    again = CommitJournal(tmp_path / "task")  # a restarted process
+    assert again.load(1) == [("bafkfirst", b"\x01" * 32), ("bafksecond", b"\x02" * 32)]
+    assert (tmp_path / "task" / "commit-1.json").stat().st_mode & 0o777 == 0o600
+    assert not list((tmp_path / "task").glob("*.tmp"))

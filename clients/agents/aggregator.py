@@ -208,7 +208,12 @@ class Aggregator(KeeperAgent):
             self._unmasks_checked.add(r)  # every unmask blob is here: nothing to declare
             return False
         if phase is Phase.UNMASK and masking:  # participants fetch no input: name bad ones too
-            withheld += self._malformed_inputs(r, set(withheld))
+            if r in self.failed:
+                return False
+            malformed = self._malformed_inputs(r, set(withheld))
+            if malformed is None:
+                return False  # the round cannot be unmasked: fix nothing, so nobody unmasks
+            withheld += malformed
         try:
             receipt = self.contracts.declare_unavailable(
                 self.account, self.task_id, sorted(withheld)
@@ -223,9 +228,13 @@ class Aggregator(KeeperAgent):
         )  # fmt: skip
         return True
 
-    def _malformed_inputs(self, r: int, unavailable: set[int]) -> list[int]:
+    def _malformed_inputs(self, r: int, unavailable: set[int]) -> list[int] | None:
         """Members of U whose input was fetched but that the server machine rejects
-        (:func:`~secagg.clients.agents.replay.rejected_inputs`), in id order."""
+        (:func:`~secagg.clients.agents.replay.rejected_inputs`), in id order; None when the
+        round cannot be unmasked (too few inputs, or share boxes named bad that leave a
+        needed secret with fewer than t holders). The inputs are then never fixed, nobody may
+        post an unmask share, and the round fails without a complete unmask, so a dealer of
+        bad boxes cannot make the honest aggregator forfeit its bond."""
         proto = self.ledger.protocol(self.store)
         assert isinstance(proto, SecAggPlus)
         postings = self.ledger.postings(r)
@@ -238,10 +247,20 @@ class Aggregator(KeeperAgent):
             base = self.ledger.record(self.store, r, outcome=False)
             record = replace(base, inputs=fetched, survivors=frozenset(fetched))
             rejected = rejected_inputs(proto, record)
-        except (AbortError, StoreError):  # the round fails anyway: nothing more to name
-            return []
-        for u, exc in sorted(rejected.items()):
-            self.metrics.note(r, f"client {u}'s input is malformed: {type(exc).__name__}: {exc}")
+        except StoreUnavailableError:
+            raise  # our own store is down: wait, do not fix the inputs without checking them
+        except StoreError as exc:
+            self.metrics.note(r, f"a bundle is unavailable to the aggregator: {exc}")
+            return None
+        except AbortError as exc:
+            if r not in self.failed:
+                self.failed[r] = exc
+                self.metrics.note(r, f"aggregator: the round cannot be unmasked: {exc}")
+            return None
+        for u, error in sorted(rejected.items()):
+            self.metrics.note(
+                r, f"client {u}'s input is malformed: {type(error).__name__}: {error}"
+            )
         return sorted(rejected)
 
 

@@ -21,7 +21,8 @@ __all__ = ["CommitJournal"]
 
 
 class CommitJournal:
-    """Round -> (blob CID, salt) of one participant in one task, in ``directory``."""
+    """Round -> the openings (blob CID, salt) of one participant's commitments in one task, in
+    ``directory``."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -34,13 +35,16 @@ class CommitJournal:
         return self.directory / f"commit-{round}.json"
 
     def save(self, round: int, cid: str, salt: bytes) -> None:
-        """Durably records the opening of round ``round``'s commitment."""
+        """Durably adds an opening to round ``round``'s (a process killed after sending its
+        commit transaction, but before it was mined, may commit again after a restart: every
+        opening is kept, and Reveal opens the one the chain holds)."""
+        openings = [*self.load(round), (cid, salt)]
         target = self._path(round)
         temporary = target.with_suffix(".tmp")
         temporary.unlink(missing_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            json.dump({"round": round, "cid": cid, "salt": salt.hex()}, out)
+            json.dump([{"cid": c, "salt": s.hex()} for c, s in openings], out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
@@ -50,12 +54,12 @@ class CommitJournal:
         finally:
             os.close(directory)
 
-    def load(self, round: int) -> tuple[str, bytes] | None:
-        """The opening saved for ``round``, or None."""
+    def load(self, round: int) -> list[tuple[str, bytes]]:
+        """The openings saved for ``round``, oldest first (none: an empty list)."""
         try:
             data = json.loads(self._path(round).read_text())
-            return str(data["cid"]), bytes.fromhex(data["salt"])
+            return [(str(o["cid"]), bytes.fromhex(o["salt"])) for o in data]
         except FileNotFoundError:
-            return None
+            return []
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ServiceError(f"unreadable commit journal for round {round}: {exc}") from exc

@@ -84,6 +84,8 @@ def save_identity(
         raise KeystoreError(f"cannot create {target}: {exc}") from exc
     with os.fdopen(fd, "w") as out:
         json.dump(account, out, indent=1)
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the address is shown to anyone
     return target
 
 

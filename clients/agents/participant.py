@@ -222,6 +222,10 @@ class Participant(KeeperAgent):
                 return False
             return done
         except (SecAggError, ChainError) as exc:  # this client drops out of the round
+            if phase is Phase.ENDED:  # nothing to drop out of: claim again at the next step
+                self._acted.discard((r, phase))
+                self.metrics.note(r, f"client {self.id} could not settle yet: {exc}")
+                return False
             self._state = None
             self.metrics.note(r, f"client {self.id} left at {phase.name}: {exc}")
             return True
@@ -399,7 +403,7 @@ class Participant(KeeperAgent):
         opening = None if state is None else (state.blob_cid, state.salt)
         if (opening is None or None in opening) and self.journal is not None:
             if self.address in self.ledger.postings(r).committed:  # committed, then restarted
-                opening = self.journal.load(r)
+                opening = self._journaled_opening(r)
         if opening is None or opening[0] is None or opening[1] is None:
             return False
         if self.address in self.ledger.postings(r).reveals:
@@ -410,6 +414,18 @@ class Participant(KeeperAgent):
         )
         self._timed_post(r, Phase.REVEAL, t0, b"", receipt, opening[0])
         return True
+
+    def _journaled_opening(self, r: int) -> tuple[str, bytes] | None:
+        """The journal's opening of the commitment the chain holds for round ``r``."""
+        assert self.journal is not None
+        held = self.contracts.commitment_of(self.task_id, self.address, r)
+        for cid, salt in self.journal.load(r):
+            if (
+                self.contracts.commitment(self.task_id, r, self.address, to_bytes(cid), salt)
+                == held
+            ):
+                return cid, salt
+        return None
 
     def _unmask(self, r: int) -> bool | None:
         state = self._current(r)

@@ -231,13 +231,18 @@ def rejected_inputs(proto: SecAggPlus, record: RoundRecord) -> dict[int, RemoteP
     Raises
     ------
     AbortError
-        Too few members shared keys for the round to go on.
+        The round cannot go on to Unmask: too few members shared keys or sent well-formed
+        inputs, or bad share boxes left a needed secret with fewer than t holders.
     """
     out = Replay()
     server = _masking_until_inputs(proto, record, out)
     server.on_deadline(Phase.SHARE_KEYS)
     out.rejected.clear()  # earlier stages: not about the inputs
     _feed_inputs(proto, server, record, out)
+    # the unmask request from the real inputs: it aborts when too few are left, or when the
+    # share boxes survivors named bad leave a secret that will be needed with fewer than t
+    # holders (participants, who take every input as well formed, cannot see that)
+    server.on_deadline(Phase.MASKED_INPUT)
     return {u: exc for u, exc in out.rejected.items() if u in record.survivors}
 
 
