@@ -222,8 +222,8 @@ def _fund(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--tokens are minted by the deployer: give its --account", parameter="account"
         )
-    chain = connect_chain(args.chain)
     contracts = open_contracts(args) if args.tokens else None
+    chain = contracts.chain if contracts is not None else connect_chain(args.chain)
     owner = unlock(args).account if args.tokens else None
     for target in args.to:
         address = address_of(target)
@@ -240,7 +240,7 @@ def _task_create(args: argparse.Namespace) -> int:
 
     from .agents.models import ModelBlob
     from .agents.owner import Economics, publish_task, task_params
-    from .agents.task import TaskSpec, build_protocol
+    from .agents.task import TaskSpec
 
     if args.total_samples is None or args.total_samples < 1:
         raise ConfigError(
@@ -256,14 +256,7 @@ def _task_create(args: argparse.Namespace) -> int:
             raise TypeError("not a JSON object")
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"--config is a JSON object of protocol parameters: {exc}") from exc
-    config.setdefault("num_clients", args.clients)
-    proto = build_protocol(args.protocol, config)
-    if proto.name in ("ckks", "paillier"):
-        raise ConfigError(
-            f"{proto.name} tasks need a key-holder process, which `secagg` does not run yet: "
-            "use `secagg demo --protocol ckks` or the Flower adapter",
-            parameter="protocol",
-        )
+    config.setdefault("num_clients", args.clients)  # task_params builds (and checks) it
     if args.initial_weights:
         weights = np.load(args.initial_weights, allow_pickle=False).astype(np.float32).ravel()
     else:
@@ -419,7 +412,9 @@ def _aggregator(args: argparse.Namespace) -> int:
         if state.phase is Phase.REGISTRATION:
             receipt = contracts.post_bond(account, args.task)
             log.emit(
-                "bond", amount=params.aggregator_bond, tx=bytes(receipt["transactionHash"]).hex()
+                "bond",
+                amount=params.aggregator_bond,
+                tx=bytes(receipt["transactionHash"]).hex(),
             )
     else:
         log.emit("resumed", round=state.round, phase=state.phase.name)

@@ -203,8 +203,8 @@ def unmask_request(
     out = Replay()
     server = _masking_until_inputs(proto, record, out)
     server.on_deadline(Phase.SHARE_KEYS)
+    s = record.session
     if inputs_declared:
-        s = record.session
         zero = proto.quantizer.ring.zeros(s.dim)  # stands for each input: only U3 is needed
         for u in sorted(record.survivors):
             try:
@@ -214,7 +214,6 @@ def unmask_request(
     else:
         _feed_inputs(proto, server, record, out)
     requests = server.on_deadline(Phase.MASKED_INPUT)
-    s = record.session
     request = next(iter(requests.values()), None)
     if not isinstance(request, UnmaskRequest):
         return UnmaskRequest(s.id, s.round, SERVER, (), ())

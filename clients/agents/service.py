@@ -71,6 +71,8 @@ class ActionLog(Metrics):
             "action": action,
             **{k: v for k, v in fields.items() if v is not None},
         }
+        if "tx" in line:  # one spelling of transaction hashes, whoever logs them
+            line["tx"] = "0x" + str(line["tx"]).removeprefix("0x")
         if self.as_json:
             text = json.dumps(line, sort_keys=False)
         else:
@@ -95,7 +97,7 @@ class ActionLog(Metrics):
             phase,
             round=round,
             client=actor,
-            tx=None if tx is None else "0x" + tx.removeprefix("0x"),
+            tx=tx,
             gas=gas or None,
             cid=cid,
             bytes=bytes or None,
